@@ -74,8 +74,9 @@ def render_message(msg, ind):
             out.append(f"{ind}  map<{type_of(k)}, {type_of(v)}> {f.name} = {f.number};")
             continue
         label = "repeated " if f.label == F.LABEL_REPEATED else ("optional " if f.proto3_optional else "")
-        opts = " [deprecated = true]" if f.options.deprecated else ""
-        out.append(f"{ind}  {label}{type_of(f)} {f.name} = {f.number}{opts};")
+        # Field options (e.g. `deprecated`) are not part of the wire; leaving them out keeps the
+        # generated Rust free of deprecation warnings on fields we must still fill (Status.error_code).
+        out.append(f"{ind}  {label}{type_of(f)} {f.name} = {f.number};")
     for r in msg.reserved_range:
         out.append(f"{ind}  reserved {r.start} to {r.end - 1};")
     out.append(f"{ind}}}")

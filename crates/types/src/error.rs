@@ -194,7 +194,6 @@ impl MilvusError {
             code: self.code.0,
             retriable: self.is_retriable(),
             detail: self.to_string(),
-            ..Default::default()
         }
     }
 
