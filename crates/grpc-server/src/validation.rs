@@ -32,7 +32,10 @@ impl RequestValidator {
     /// Checks one request; the error text is what Go peers match on.
     pub fn check<T>(&self, request: Request<T>) -> Result<Request<T>, Status> {
         let metadata = request.metadata();
-        let cluster = metadata.get(CLUSTER_KEY).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let cluster = metadata
+            .get(CLUSTER_KEY)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         if !cluster.is_empty() && cluster != &*self.cluster {
             let err = MilvusError::cross_cluster_routing(&self.cluster, cluster);
             return Err(Status::unknown(err.to_string()));
