@@ -271,10 +271,24 @@ class Proc:
             os.kill(self.pid, sig)
 
     def reap(self) -> None:
+        child = _CHILDREN.get(self.pid)
+        if child is not None:
+            child.poll()  # reaps through Popen, which keeps the exit code
+            return
         try:
             os.waitpid(self.pid, os.WNOHANG)
         except ChildProcessError:
             pass
+
+    def wait_exit(self, timeout: float) -> int | None:
+        """The exit code once the process (a child of this Python process) ended; None on timeout."""
+        child = _CHILDREN.get(self.pid)
+        if child is None:
+            return None
+        try:
+            return child.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
 
     def stop(self, grace: float = 15.0) -> None:
         """SIGTERM, then SIGKILL after `grace` seconds."""
@@ -306,6 +320,11 @@ class Proc:
             return ""
 
 
+# Popen objects of the processes this Python process started: keeping them referenced stops
+# subprocess's own cleanup from reaping them (and their exit codes) behind our back.
+_CHILDREN: dict[int, subprocess.Popen] = {}
+
+
 def spawn(name: str, argv: list[str], cwd: Path, env: dict[str, str], pid_dir: Path) -> Proc:
     cwd.mkdir(parents=True, exist_ok=True)
     log_path = cwd / f"{name}.log"
@@ -314,6 +333,7 @@ def spawn(name: str, argv: list[str], cwd: Path, env: dict[str, str], pid_dir: P
             argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
         )
+    _CHILDREN[child.pid] = child
     proc = Proc(name, child.pid, _start_time(child.pid) or "", str(log_path))
     pid_dir.mkdir(parents=True, exist_ok=True)
     (pid_dir / f"{name}.pid").write_text(json.dumps(dataclasses.asdict(proc)))

@@ -423,12 +423,20 @@ impl Component for Server {
                     // 2.3.5 also carries on here: the alias session is advisory.
                     warn!(error = %err, "indexcoord force active failed");
                 }
+                // Only now is our key the bare active one, which is what must stay ours.
+                if let Err(err) = server.spawn_liveness_check(&datacoord) {
+                    error!(error = %err, "liveness check failed to start");
+                    server.session_lost.cancel();
+                }
             });
         }
         self.metrics
             .num_node
             .with_label_values(&[&self.server_id().to_string(), ROLE])
             .inc();
+        if self.config().datacoord.enable_active_standby {
+            return Ok(());
+        }
         self.arc().spawn_liveness_check(&sessions.datacoord)
     }
 
