@@ -72,22 +72,35 @@ pub fn node_channel(
     Ok(InterceptedService::new(endpoint.connect_lazy(), metadata))
 }
 
+/// A client creator over [`node_channel`]; `make` wraps the channel in the generated client.
+fn node_creator<C: Send + 'static>(
+    cluster: &str,
+    grpc: &GrpcClientConfig,
+    make: fn(NodeChannel, &GrpcClientConfig) -> C,
+) -> NodeClientCreator<C> {
+    let cluster: Arc<str> = cluster.into();
+    let grpc = Arc::new(grpc.clone());
+    Arc::new(move |address, server_id| {
+        let cluster = cluster.clone();
+        let grpc = grpc.clone();
+        Box::pin(async move {
+            Ok(make(
+                node_channel(&cluster, &address, server_id, &grpc)?,
+                &grpc,
+            ))
+        })
+    })
+}
+
 /// The default DataNode client creator.
 pub fn datanode_creator(
     cluster: &str,
     grpc: &GrpcClientConfig,
 ) -> NodeClientCreator<DataNodeClient> {
-    let cluster: Arc<str> = cluster.into();
-    let grpc = grpc.clone();
-    Arc::new(move |address, server_id| {
-        let cluster = cluster.clone();
-        let grpc = grpc.clone();
-        Box::pin(async move {
-            let channel = node_channel(&cluster, &address, server_id, &grpc)?;
-            Ok(GenDataNodeClient::new(channel)
-                .max_decoding_message_size(grpc.client_max_recv_size)
-                .max_encoding_message_size(grpc.client_max_send_size))
-        })
+    node_creator(cluster, grpc, |channel, grpc| {
+        GenDataNodeClient::new(channel)
+            .max_decoding_message_size(grpc.client_max_recv_size)
+            .max_encoding_message_size(grpc.client_max_send_size)
     })
 }
 
@@ -96,16 +109,9 @@ pub fn indexnode_creator(
     cluster: &str,
     grpc: &GrpcClientConfig,
 ) -> NodeClientCreator<IndexNodeClient> {
-    let cluster: Arc<str> = cluster.into();
-    let grpc = grpc.clone();
-    Arc::new(move |address, server_id| {
-        let cluster = cluster.clone();
-        let grpc = grpc.clone();
-        Box::pin(async move {
-            let channel = node_channel(&cluster, &address, server_id, &grpc)?;
-            Ok(GenIndexNodeClient::new(channel)
-                .max_decoding_message_size(grpc.client_max_recv_size)
-                .max_encoding_message_size(grpc.client_max_send_size))
-        })
+    node_creator(cluster, grpc, |channel, grpc| {
+        GenIndexNodeClient::new(channel)
+            .max_decoding_message_size(grpc.client_max_recv_size)
+            .max_encoding_message_size(grpc.client_max_send_size)
     })
 }
