@@ -357,9 +357,14 @@ def wait_for(what: str, check, timeout: float, procs: list[Proc] = (), interval:
         time.sleep(interval)
 
 
+# Variables a cluster process inherits. Milvus (and our config loader, like it) reads every other
+# environment variable as a config override: an ETCD_ENDPOINTS exported for the Rust tests would
+# point the whole cluster at the wrong etcd.
+INHERITED_ENV = ("PATH", "HOME", "USER", "LANG", "LC_ALL", "TMPDIR", "RUST_LOG", "RUST_BACKTRACE")
+
+
 def base_env(workdir: Path, metrics_port: int) -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("DEPLOY_MODE", None)
+    env = {k: v for k, v in os.environ.items() if k in INHERITED_ENV}
     env["MILVUSCONF"] = str(workdir / "configs")
     env["METRICS_PORT"] = str(metrics_port)
     lib = str(MILVUS_LIB)
@@ -496,7 +501,8 @@ class Cluster:
             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
             "--initial-cluster", f"e2e-{self.name}={peer}",
         ]
-        proc = spawn("etcd", argv, workdir, dict(os.environ), self.pid_dir)
+        env = {k: v for k, v in os.environ.items() if k in INHERITED_ENV}  # etcd reads ETCD_* too
+        proc = spawn("etcd", argv, workdir, env, self.pid_dir)
         self.procs["etcd"] = proc
         wait_for("etcd health", lambda: etcd_healthy(self.etcd_endpoint), timeout, [proc])
         return proc

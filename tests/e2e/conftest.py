@@ -54,6 +54,7 @@ class ClusterHolder:
 
     def __init__(self):
         self.cluster: cluster_mod.Cluster | None = None
+        self.start_failure: Exception | None = None
 
     def get(self) -> cluster_mod.Cluster:
         _require_milvus()
@@ -63,11 +64,18 @@ class ClusterHolder:
             return current
         if current is not None:
             current.stop()
+        if self.start_failure is not None:
+            # One failed start explains every later test; don't wait out its timeouts again.
+            pytest.fail(f"the cluster failed to start earlier: {self.start_failure}")
         ttl = os.environ.get("E2E_SESSION_TTL")
-        self.cluster = cluster_mod.Cluster(
-            "e2e", cmd, session_ttl=int(ttl) if ttl else None,
-            healthy_first=os.environ.get("E2E_HEALTHY_AFTER_STANDALONE") != "1",
-        ).start()
+        try:
+            self.cluster = cluster_mod.Cluster(
+                "e2e", cmd, session_ttl=int(ttl) if ttl else None,
+                healthy_first=os.environ.get("E2E_HEALTHY_AFTER_STANDALONE") != "1",
+            ).start()
+        except Exception as err:
+            self.start_failure = err
+            raise
         return self.cluster
 
     def close(self):

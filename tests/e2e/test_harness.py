@@ -27,3 +27,13 @@ def test_proto_pool_lists_both_services():
     indexcoord = {m.name for m in milvus_grpc.methods(milvus_grpc.INDEXCOORD_SERVICE)}
     assert {"GetComponentStates", "AssignSegmentID", "Flush", "GetSegmentInfo"} <= datacoord
     assert {"GetComponentStates", "CreateIndex", "DropIndex", "DescribeIndex"} <= indexcoord
+
+
+def test_cluster_processes_do_not_inherit_config_overrides(monkeypatch, tmp_path):
+    # Milvus reads any environment variable as a config override; the test command exports
+    # ETCD_ENDPOINTS for the Rust tests, which must not leak into the cluster.
+    monkeypatch.setenv("ETCD_ENDPOINTS", "127.0.0.1:1")
+    monkeypatch.setenv("DEPLOY_MODE", "STANDALONE")
+    env = cluster_mod.base_env(tmp_path, 9999)
+    assert "ETCD_ENDPOINTS" not in env and "DEPLOY_MODE" not in env
+    assert env["MILVUSCONF"] == str(tmp_path / "configs") and env["METRICS_PORT"] == "9999"
