@@ -185,6 +185,19 @@ async fn serve_grpc(
 }
 
 async fn connect_etcd(config: &DataCoordConfig) -> MilvusResult<etcd_client::Client> {
+    // Refuse what we cannot honour instead of silently talking plaintext to a different etcd.
+    if config.etcd.use_embed {
+        return Err(MilvusError::parameter_invalid(
+            "an external etcd (etcd.use.embed: false)",
+            "etcd.use.embed: true",
+        ));
+    }
+    if config.etcd.ssl.enabled {
+        return Err(MilvusError::parameter_invalid(
+            "etcd.ssl.enabled: false (etcd TLS is not supported yet)",
+            "etcd.ssl.enabled: true",
+        ));
+    }
     let options = etcd_client::ConnectOptions::new()
         .with_connect_timeout(Duration::from_secs(5))
         .with_timeout(config.etcd.request_timeout);

@@ -41,20 +41,44 @@ impl Fixture {
             .expect("meta root ends with /meta")
     }
 
-    /// A milvus.yaml for one datacoord of this fixture's cluster.
-    fn config(&self, name: &str, active_standby: bool) -> Arc<LoadedConfig> {
+    /// A milvus.yaml for one datacoord of this fixture's cluster: loopback, a free port, local
+    /// storage, a 10 s session TTL; `overrides` (dotted keys) replace or add values.
+    fn config(&self, name: &str, overrides: &[(&str, &str)]) -> Arc<LoadedConfig> {
         let endpoints = std::env::var("ETCD_ENDPOINTS").expect("checked by connect()");
-        let storage = self.dir.path().join("storage");
-        let yaml = format!(
-            "etcd:\n  endpoints: {endpoints}\n  rootPath: {root}\n  metaSubPath: meta\n\
-             dataCoord:\n  ip: 127.0.0.1\n  port: 0\n  enableActiveStandby: {active_standby}\n\
-             common:\n  storageType: local\n  session:\n    ttl: 10\n\
-             localStorage:\n  path: {storage}\n",
-            root = self.root_path(),
-            storage = storage.display(),
-        );
+        let storage = self.dir.path().join("storage").display().to_string();
+        let mut settings: std::collections::BTreeMap<&str, String> = [
+            ("etcd.endpoints", endpoints),
+            ("etcd.rootPath", self.root_path().to_string()),
+            ("etcd.metaSubPath", "meta".to_string()),
+            ("dataCoord.ip", "127.0.0.1".to_string()),
+            ("dataCoord.port", "0".to_string()),
+            ("dataCoord.enableActiveStandby", "false".to_string()),
+            ("common.storageType", "local".to_string()),
+            ("common.session.ttl", "10".to_string()),
+            ("localStorage.path", storage),
+        ]
+        .into_iter()
+        .collect();
+        for (key, value) in overrides {
+            settings.insert(key, value.to_string());
+        }
+        // YAML is a superset of JSON: nest the dotted keys and write JSON.
+        let mut root = serde_json::Map::new();
+        for (key, value) in settings {
+            let mut parts: Vec<&str> = key.split('.').collect();
+            let leaf = parts.pop().expect("non-empty key");
+            let mut node = &mut root;
+            for part in parts {
+                node = node
+                    .entry(part)
+                    .or_insert_with(|| serde_json::Value::Object(Default::default()))
+                    .as_object_mut()
+                    .expect("a section");
+            }
+            node.insert(leaf.to_string(), serde_json::Value::String(value));
+        }
         let file = self.dir.path().join(format!("{name}.yaml"));
-        std::fs::write(&file, yaml).expect("write config");
+        std::fs::write(&file, serde_json::to_string_pretty(&root).unwrap()).expect("write config");
         Arc::new(load(&file))
     }
 
@@ -194,7 +218,7 @@ async fn serves_both_services_and_registers_its_session() {
     let Some(fixture) = Fixture::new("dc-process").await else {
         return;
     };
-    let process = start(fixture.config("a", false)).await;
+    let process = start(fixture.config("a", &[])).await;
     let channel = channel(&process).await;
 
     let (state, node_id, role) = state_of(&channel).await;
@@ -302,7 +326,7 @@ async fn rejects_other_clusters_and_other_server_ids() {
     let Some(fixture) = Fixture::new("dc-validate").await else {
         return;
     };
-    let process = start(fixture.config("a", false)).await;
+    let process = start(fixture.config("a", &[])).await;
     let channel = channel(&process).await;
     let (_, node_id, _) = state_of(&channel).await;
     let mut client = DataCoordClient::new(channel.clone());
@@ -353,7 +377,7 @@ async fn unimplemented_methods_are_exactly_the_readme_list() {
     let Some(fixture) = Fixture::new("dc-unimpl").await else {
         return;
     };
-    let process = start(fixture.config("a", false)).await;
+    let process = start(fixture.config("a", &[])).await;
     let channel = channel(&process).await;
     for (service, short) in [
         ("milvus.proto.data.DataCoord", "DataCoord"),
@@ -388,10 +412,10 @@ async fn standby_takes_over_when_the_active_one_stops() {
     let Some(fixture) = Fixture::new("dc-standby").await else {
         return;
     };
-    let first = start(fixture.config("a", true)).await;
+    let first = start(fixture.config("a", &[("dataCoord.enableActiveStandby", "true")])).await;
     let first_channel = channel(&first).await;
     wait_for_state(&first_channel, StateCode::Healthy, Duration::from_secs(20)).await;
-    let second = start(fixture.config("b", true)).await;
+    let second = start(fixture.config("b", &[("dataCoord.enableActiveStandby", "true")])).await;
     let second_channel = channel(&second).await;
     let (state, second_id, _) = state_of(&second_channel).await;
     assert_eq!(state, StateCode::StandBy);
@@ -429,5 +453,64 @@ async fn standby_takes_over_when_the_active_one_stops() {
     let session = fixture.active_session().await.expect("active session");
     assert_eq!(session.server_id, second_id);
     second.stop().await;
+    fixture.cleanup().await;
+}
+
+#[tokio::test]
+async fn remote_storage_bucket_is_created_at_init() {
+    let Some(fixture) = Fixture::new("dc-s3").await else {
+        return;
+    };
+    let s3_dir = fixture.dir.path().join("s3");
+    std::fs::create_dir_all(&s3_dir).unwrap();
+    let s3 = milvus_storage::testing::S3TestServer::start(&s3_dir)
+        .await
+        .expect("s3 server");
+    let port = s3.port.to_string();
+    let config = fixture.config(
+        "s3",
+        &[
+            ("common.storageType", "minio"),
+            ("minio.address", &s3.address),
+            ("minio.port", &port),
+            ("minio.accessKeyID", &s3.access_key),
+            ("minio.secretAccessKey", &s3.secret_key),
+            ("minio.bucketName", "dc-test-bucket"),
+            ("minio.rootPath", "files"),
+        ],
+    );
+    assert_eq!(
+        config.datacoord.storage.storage_type,
+        milvus_storage::StorageType::Minio
+    );
+    assert!(!s3_dir.join("dc-test-bucket").exists());
+    let process = start(config).await;
+    assert!(
+        s3_dir.join("dc-test-bucket").is_dir(),
+        "init creates the bucket, as 2.3.5 does"
+    );
+    process.stop().await;
+    fixture.cleanup().await;
+}
+
+#[tokio::test]
+async fn settings_we_cannot_honour_fail_init_clearly() {
+    let Some(fixture) = Fixture::new("dc-embed").await else {
+        return;
+    };
+    for (key, name) in [("etcd.use.embed", "embed"), ("etcd.ssl.enabled", "tls")] {
+        let config = fixture.config(name, &[(key, "true")]);
+        let err = DataCoordProcess::init(config, 0)
+            .await
+            .err()
+            .expect("refused");
+        assert_eq!(
+            err.code(),
+            milvus_types::ErrorCode::PARAMETER_INVALID,
+            "{key}"
+        );
+        assert!(err.to_string().contains(key), "{err}");
+    }
+    assert!(fixture.active_session().await.is_none());
     fixture.cleanup().await;
 }
