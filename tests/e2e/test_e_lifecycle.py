@@ -46,3 +46,34 @@ def test_losing_the_session_exits_non_zero(cluster):
     cluster_mod.etcd_delete(cluster.etcd_endpoint, f"{cluster_mod.SESSION_ROOT}/datacoord")
     code = proc.wait_exit(60)
     assert code == 1, f"exit code {code}\n{proc.log_tail()}"
+
+
+def test_we_take_over_from_the_go_datacoord(cluster):
+    """Both directions of the hand-over: ours → Go (SIGTERM), then Go → ours (Go loses its key)."""
+    import milvus_grpc
+
+    ours = cluster.procs["datacoord"]
+    ours.signal(signal.SIGTERM)
+    assert ours.wait_exit(30) == 0
+    go_session = cluster.wait_session(cluster.standby_address, 60, [cluster.procs["standalone"]])
+    cluster.wait_healthy(cluster.standby_address, 60, [cluster.procs["standalone"]])
+
+    # Ours comes back while Go is active: it must wait as StandBy, not fight for the key.
+    restarted = cluster.start_datacoord(wait=False)
+    state = cluster_mod.wait_for(
+        "our restarted datacoord to answer",
+        lambda: milvus_grpc.try_component_states(cluster.datacoord_address), 30, [restarted])
+    assert state.state_name == "StandBy"
+    assert cluster_mod.session_of(cluster.etcd_endpoint)["ServerID"] == go_session["ServerID"]
+
+    # The Go datacoord loses its active key (its process stops itself, as 2.3.5 does): ours wins.
+    cluster_mod.etcd_delete(cluster.etcd_endpoint, f"{cluster_mod.SESSION_ROOT}/datacoord")
+    session = cluster.wait_session(cluster.datacoord_address, 60, [restarted])
+    state = cluster.wait_healthy(cluster.datacoord_address, 60, [restarted])
+    assert state.node_id == session["ServerID"] != go_session["ServerID"]
+    # As in 2.3.5 the alias is forced over right after activation, so it may trail Healthy a little.
+    cluster_mod.wait_for(
+        "the indexcoord alias to follow the active datacoord",
+        lambda: (cluster_mod.session_of(cluster.etcd_endpoint, "indexcoord") or {}).get("ServerID")
+        == session["ServerID"],
+        30, [restarted])
