@@ -21,9 +21,14 @@ etcd --name test --data-dir "$etcd_dir/data" \
   --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
   --initial-cluster "test=http://127.0.0.1:$peer_port" >"$etcd_dir/etcd.log" 2>&1 &
 etcd_pid=$!
+s3_pid=""
 cleanup() {
   kill "$etcd_pid" 2>/dev/null || true
   wait "$etcd_pid" 2>/dev/null || true
+  if [ -n "$s3_pid" ]; then
+    kill "$s3_pid" 2>/dev/null || true
+    wait "$s3_pid" 2>/dev/null || true
+  fi
   rm -rf "$etcd_dir"
 }
 trap cleanup EXIT
@@ -35,6 +40,21 @@ done
 ETCDCTL_API=3 etcdctl --endpoints "127.0.0.1:$client_port" endpoint health
 
 export ETCD_ENDPOINTS="127.0.0.1:$client_port"
+
+# A real S3-compatible server process on loopback (s3s-fs, signature-checking) for the storage
+# tests; built from this workspace, so nothing outside the project is needed.
+cargo build -p milvus-storage --features testing --bin s3-test-server
+s3_port=$("$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$root/target/debug/s3-test-server" "$etcd_dir/s3" "$s3_port" >"$etcd_dir/s3.out" 2>&1 &
+s3_pid=$!
+for _ in $(seq 1 100); do
+  [ -s "$etcd_dir/s3.out" ] && break
+  kill -0 "$s3_pid" 2>/dev/null || { cat "$etcd_dir/s3.out"; exit 1; }
+  sleep 0.1
+done
+read -r S3_TEST_ENDPOINT S3_TEST_ACCESS_KEY S3_TEST_SECRET_KEY <"$etcd_dir/s3.out"
+export S3_TEST_ENDPOINT S3_TEST_ACCESS_KEY S3_TEST_SECRET_KEY
+echo "s3 test server at $S3_TEST_ENDPOINT"
 export MILVUS_TEST_STRICT=1
 export MILVUS_BINARY="$root/.work/milvus/bin/milvus"
 

@@ -31,8 +31,13 @@ pub struct S3TestServer {
 }
 
 impl S3TestServer {
-    /// Starts a server storing its buckets under `dir` (which must exist).
+    /// Starts a server on a free loopback port, storing its buckets under `dir` (which must exist).
     pub async fn start(dir: &Path) -> std::io::Result<Self> {
+        Self::start_on(dir, 0).await
+    }
+
+    /// Like [`Self::start`], on a given loopback port (0 picks a free one).
+    pub async fn start_on(dir: &Path, port: u16) -> std::io::Result<Self> {
         let access_key = "milvus-test-access-key".to_string();
         let secret_key = "milvus-test-secret-key".to_string();
         let file_system = s3s_fs::FileSystem::new(dir)
@@ -44,7 +49,7 @@ impl S3TestServer {
         ));
         let service = builder.build();
 
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
         let port = listener.local_addr()?.port();
         let accept_loop = tokio::spawn(async move {
             // Owning the connections here means aborting this task closes them all.

@@ -1,5 +1,5 @@
-//! One behaviour suite, run against the local backend (temp dir) and a real S3 server
-//! (s3s + s3s-fs in this process).
+//! One behaviour suite, run against the local backend (temp dir), a real S3 server in this process
+//! (s3s + s3s-fs), and the S3 server process the test scripts start (`S3_TEST_ENDPOINT`).
 
 use std::time::{Duration, SystemTime};
 
@@ -20,31 +20,77 @@ struct Fixture {
     _dir: TempDir,
 }
 
-async fn local_fixture() -> Fixture {
+async fn local_fixture() -> Option<Fixture> {
     let dir = tempfile::tempdir().unwrap();
     // A trailing slash, like the shipped `/var/lib/milvus/data/`.
     let local_path = format!("{}/data/", dir.path().display());
     let cm = ChunkManager::new(&StorageConfig::local(local_path))
         .await
         .unwrap();
-    Fixture {
+    Some(Fixture {
         cm,
         _server: None,
         _dir: dir,
-    }
+    })
 }
 
-async fn s3_fixture() -> Fixture {
+async fn s3_fixture() -> Option<Fixture> {
     let dir = tempfile::tempdir().unwrap();
     let server = S3TestServer::start(dir.path()).await.unwrap();
     let cm = ChunkManager::new(&server.storage_config("a-bucket", "files"))
         .await
         .unwrap();
-    Fixture {
+    Some(Fixture {
         cm,
         _server: Some(server),
         _dir: dir,
-    }
+    })
+}
+
+/// The external S3 server the test scripts start (`S3_TEST_ENDPOINT` = `host:port`, plus
+/// `S3_TEST_ACCESS_KEY` / `S3_TEST_SECRET_KEY`); `None` skips, or panics under
+/// `MILVUS_TEST_STRICT=1`. Each test gets its own root path in a shared bucket.
+async fn external_s3_fixture() -> Option<Fixture> {
+    let Ok(endpoint) = std::env::var("S3_TEST_ENDPOINT") else {
+        assert!(
+            std::env::var("MILVUS_TEST_STRICT").as_deref() != Ok("1"),
+            "S3_TEST_ENDPOINT not set but MILVUS_TEST_STRICT=1: external S3 tests must run"
+        );
+        eprintln!("skipping: S3_TEST_ENDPOINT not set");
+        return None;
+    };
+    let (address, port) = endpoint
+        .rsplit_once(':')
+        .expect("S3_TEST_ENDPOINT is host:port");
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let config = StorageConfig {
+        storage_type: milvus_storage::StorageType::Minio,
+        address: address.to_string(),
+        port: port.parse().expect("port"),
+        bucket_name: "milvus-storage-tests".to_string(),
+        root_path: format!("files-{nanos:x}-{:08x}", rand_u32()),
+        access_key_id: std::env::var("S3_TEST_ACCESS_KEY").expect("S3_TEST_ACCESS_KEY"),
+        secret_access_key: std::env::var("S3_TEST_SECRET_KEY").expect("S3_TEST_SECRET_KEY"),
+        ..StorageConfig::default()
+    };
+    let cm = ChunkManager::new(&config)
+        .await
+        .expect("external S3 server reachable");
+    Some(Fixture {
+        cm,
+        _server: None,
+        _dir: tempfile::tempdir().unwrap(),
+    })
+}
+
+fn rand_u32() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(u64::from(std::process::id()));
+    hasher.finish() as u32
 }
 
 impl Fixture {
@@ -311,7 +357,9 @@ macro_rules! behaviour_suite {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
-                super::$name($fixture().await).await;
+                if let Some(fixture) = $fixture().await {
+                    super::$name(fixture).await;
+                }
             }
         )*
     };
@@ -319,3 +367,4 @@ macro_rules! behaviour_suite {
 
 behaviour_suite!(local, local_fixture);
 behaviour_suite!(s3, s3_fixture);
+behaviour_suite!(external_s3, external_s3_fixture);
