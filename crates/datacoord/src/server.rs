@@ -270,8 +270,7 @@ impl Server {
         };
         info!(backend = ?self.config().metastore, "catalog ready");
 
-        let allocator: Arc<dyn Allocator> = Arc::new(RootCoordAllocator::new(&rootcoord));
-
+        // Cluster: the DataNodes (the channel manager will sit here).
         let datanodes = Arc::new(NodeManager::new(
             "datanode",
             self.datanode_creator.get().cloned().unwrap_or_else(|| {
@@ -279,6 +278,8 @@ impl Server {
             }),
             self.metrics.datanode_num.clone(),
         ));
+        let allocator: Arc<dyn Allocator> = Arc::new(RootCoordAllocator::new(&rootcoord));
+        // IndexNode manager.
         let indexnodes = Arc::new(NodeManager::new(
             "indexnode",
             self.indexnode_creator.get().cloned().unwrap_or_else(|| {
