@@ -330,13 +330,15 @@ async fn rejects_other_clusters_and_other_server_ids() {
     let channel = channel(&process).await;
     let (_, node_id, _) = state_of(&channel).await;
     let mut client = DataCoordClient::new(channel.clone());
+    let mut call = async |metadata: &[(&'static str, String)]| {
+        let mut request = tonic::Request::new(GetComponentStatesRequest {});
+        for (key, value) in metadata {
+            request.metadata_mut().insert(*key, value.parse().unwrap());
+        }
+        client.get_component_states(request).await
+    };
 
-    let mut request = tonic::Request::new(GetComponentStatesRequest {});
-    request
-        .metadata_mut()
-        .insert("serverid", (node_id + 1).to_string().parse().unwrap());
-    let err = client
-        .get_component_states(request)
+    let err = call(&[("serverid", (node_id + 1).to_string())])
         .await
         .expect_err("other server id");
     assert!(
@@ -344,13 +346,7 @@ async fn rejects_other_clusters_and_other_server_ids() {
         "{}",
         err.message()
     );
-
-    let mut request = tonic::Request::new(GetComponentStatesRequest {});
-    request
-        .metadata_mut()
-        .insert("cluster", "another-cluster".parse().unwrap());
-    let err = client
-        .get_component_states(request)
+    let err = call(&[("cluster", "another-cluster".to_string())])
         .await
         .expect_err("other cluster");
     assert!(
@@ -358,15 +354,11 @@ async fn rejects_other_clusters_and_other_server_ids() {
         "{}",
         err.message()
     );
-
-    let mut request = tonic::Request::new(GetComponentStatesRequest {});
-    request
-        .metadata_mut()
-        .insert("serverid", node_id.to_string().parse().unwrap());
-    request
-        .metadata_mut()
-        .insert("cluster", "by-dev".parse().unwrap());
-    assert!(client.get_component_states(request).await.is_ok());
+    let matching = [
+        ("serverid", node_id.to_string()),
+        ("cluster", "by-dev".to_string()),
+    ];
+    assert!(call(&matching).await.is_ok());
 
     process.stop().await;
     fixture.cleanup().await;

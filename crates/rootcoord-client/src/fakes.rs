@@ -41,6 +41,64 @@ impl Injection {
     }
 }
 
+/// A fake's state with call counting and failure injection, shared by every fake here.
+struct Faked<S> {
+    state: Mutex<Counted<S>>,
+}
+
+struct Counted<S> {
+    data: S,
+    injection: Injection,
+    calls: usize,
+}
+
+impl<S> std::ops::Deref for Counted<S> {
+    type Target = S;
+    fn deref(&self) -> &S {
+        &self.data
+    }
+}
+
+impl<S> std::ops::DerefMut for Counted<S> {
+    fn deref_mut(&mut self) -> &mut S {
+        &mut self.data
+    }
+}
+
+impl<S> Faked<S> {
+    fn new(data: S) -> Self {
+        Self {
+            state: Mutex::new(Counted {
+                data,
+                injection: Injection::default(),
+                calls: 0,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Counted<S>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn fail_next(&self, count: usize, status: Status) {
+        self.lock().injection.set(count, status);
+    }
+
+    fn call_count(&self) -> usize {
+        self.lock().calls
+    }
+
+    /// Counts the call and returns the state unless an injected failure is due.
+    fn enter(&self) -> MilvusResult<std::sync::MutexGuard<'_, Counted<S>>> {
+        let mut state = self.lock();
+        state.calls += 1;
+        match state.injection.take() {
+            Some(err) => Err(err),
+            None => Ok(state),
+        }
+    }
+}
+
 struct FakeCollection {
     db_name: String,
     response: DescribeCollectionResponse,
@@ -51,14 +109,19 @@ struct FakeCollection {
 struct BrokerState {
     databases: Vec<String>,
     collections: BTreeMap<CollectionId, FakeCollection>,
-    injection: Injection,
-    calls: usize,
 }
 
 /// A [`Broker`] answering from collections registered with [`FakeBroker::add_collection`].
-#[derive(Default)]
 pub struct FakeBroker {
-    state: Mutex<BrokerState>,
+    inner: Faked<BrokerState>,
+}
+
+impl Default for FakeBroker {
+    fn default() -> Self {
+        Self {
+            inner: Faked::new(BrokerState::default()),
+        }
+    }
 }
 
 impl FakeBroker {
@@ -71,7 +134,7 @@ impl FakeBroker {
 
     /// Registers a database (idempotent).
     pub fn add_database(&self, db_name: &str) {
-        let mut state = self.lock();
+        let mut state = self.inner.lock();
         if !state.databases.iter().any(|db| db == db_name) {
             state.databases.push(db_name.to_string());
         }
@@ -105,7 +168,7 @@ impl FakeBroker {
         partitions: Vec<PartitionId>,
     ) {
         self.add_database(db_name);
-        self.lock().collections.insert(
+        self.inner.lock().collections.insert(
             response.collection_id,
             FakeCollection {
                 db_name: db_name.to_string(),
@@ -117,31 +180,17 @@ impl FakeBroker {
 
     /// Forgets a collection, as if it was dropped.
     pub fn drop_collection(&self, collection_id: CollectionId) {
-        self.lock().collections.remove(&collection_id);
+        self.inner.lock().collections.remove(&collection_id);
     }
 
     /// The next `count` calls (any method) fail with `status`.
     pub fn fail_next(&self, count: usize, status: Status) {
-        self.lock().injection.set(count, status);
+        self.inner.fail_next(count, status);
     }
 
     /// How many calls were made so far, failed ones included.
     pub fn call_count(&self) -> usize {
-        self.lock().calls
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, BrokerState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Counts the call and returns the state unless an injected failure is due.
-    fn enter(&self) -> MilvusResult<std::sync::MutexGuard<'_, BrokerState>> {
-        let mut state = self.lock();
-        state.calls += 1;
-        match state.injection.take() {
-            Some(err) => Err(err),
-            None => Ok(state),
-        }
+        self.inner.call_count()
     }
 }
 
@@ -151,7 +200,7 @@ impl Broker for FakeBroker {
         &self,
         collection_id: CollectionId,
     ) -> MilvusResult<DescribeCollectionResponse> {
-        let state = self.enter()?;
+        let state = self.inner.enter()?;
         state
             .collections
             .get(&collection_id)
@@ -163,7 +212,7 @@ impl Broker for FakeBroker {
         &self,
         collection_id: CollectionId,
     ) -> MilvusResult<Vec<PartitionId>> {
-        let state = self.enter()?;
+        let state = self.inner.enter()?;
         state
             .collections
             .get(&collection_id)
@@ -172,7 +221,7 @@ impl Broker for FakeBroker {
     }
 
     async fn show_collections(&self, db_name: &str) -> MilvusResult<Vec<CollectionId>> {
-        let state = self.enter()?;
+        let state = self.inner.enter()?;
         Ok(state
             .collections
             .iter()
@@ -182,11 +231,11 @@ impl Broker for FakeBroker {
     }
 
     async fn list_databases(&self) -> MilvusResult<Vec<String>> {
-        Ok(self.enter()?.databases.clone())
+        Ok(self.inner.enter()?.databases.clone())
     }
 
     async fn has_collection(&self, collection_id: CollectionId) -> MilvusResult<bool> {
-        match self.enter() {
+        match self.inner.enter() {
             Ok(state) => Ok(state.collections.contains_key(&collection_id)),
             // Same reading of RootCoord's answer as the real broker.
             Err(err) if err.code() == ErrorCode::COLLECTION_NOT_FOUND => Ok(false),
@@ -198,13 +247,11 @@ impl Broker for FakeBroker {
 struct AllocatorState {
     next_id: UniqueId,
     last_ts: Timestamp,
-    injection: Injection,
-    calls: usize,
 }
 
 /// An [`Allocator`] handing out increasing IDs and timestamps that track the wall clock.
 pub struct FakeAllocator {
-    state: Mutex<AllocatorState>,
+    inner: Faked<AllocatorState>,
 }
 
 impl Default for FakeAllocator {
@@ -217,42 +264,27 @@ impl FakeAllocator {
     /// IDs start at `first_id`.
     pub fn new(first_id: UniqueId) -> Self {
         Self {
-            state: Mutex::new(AllocatorState {
+            inner: Faked::new(AllocatorState {
                 next_id: first_id,
                 last_ts: 0,
-                injection: Injection::default(),
-                calls: 0,
             }),
         }
     }
 
     /// The next timestamp handed out is at least `ts` (to test time-based logic).
     pub fn advance_timestamp_to(&self, ts: Timestamp) {
-        let mut state = self.lock();
+        let mut state = self.inner.lock();
         state.last_ts = state.last_ts.max(ts.saturating_sub(1));
     }
 
     /// The next `count` calls (any method) fail with `status`.
     pub fn fail_next(&self, count: usize, status: Status) {
-        self.lock().injection.set(count, status);
+        self.inner.fail_next(count, status);
     }
 
     /// How many calls were made so far, failed ones included.
     pub fn call_count(&self) -> usize {
-        self.lock().calls
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, AllocatorState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn enter(&self) -> MilvusResult<std::sync::MutexGuard<'_, AllocatorState>> {
-        let mut state = self.lock();
-        state.calls += 1;
-        match state.injection.take() {
-            Some(err) => Err(err),
-            None => Ok(state),
-        }
+        self.inner.call_count()
     }
 }
 
@@ -263,14 +295,14 @@ impl Allocator for FakeAllocator {
     }
 
     async fn alloc_n(&self, count: u32) -> MilvusResult<Range<UniqueId>> {
-        let mut state = self.enter()?;
+        let mut state = self.inner.enter()?;
         let begin = state.next_id;
         state.next_id += i64::from(count);
         Ok(begin..state.next_id)
     }
 
     async fn alloc_timestamp(&self) -> MilvusResult<Timestamp> {
-        let mut state = self.enter()?;
+        let mut state = self.inner.enter()?;
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
