@@ -9,6 +9,7 @@ Topology (all on 127.0.0.1, everything under .work/cluster/<name>/):
               with enableActiveStandby true, so it stays StandBy while ours holds the active key and
               takes over when ours dies
 
+Set CLUSTER_FREE_PORTS=1 to pick every port free (several clusters side by side).
 Every process gets its own working dir with `configs/milvus.yaml` (rendered from the wheel's
 template) and `configs/glog.conf`; MILVUSCONF points at that dir and METRICS_PORT is distinct per
 process. PIDs are recorded in pid files (pid and /proc start time, so a recycled PID is never
@@ -462,9 +463,13 @@ class Cluster:
         if self.dir.exists():
             shutil.rmtree(self.dir)
         self.dir.mkdir(parents=True)
-        for field in ("etcd", "etcd_peer", "metrics_datacoord", "metrics_standalone"):
-            if not getattr(self.ports, field):
-                setattr(self.ports, field, free_port())
+        # CLUSTER_FREE_PORTS=1: every port free-picked, so several clusters can run side by side
+        # (clients find the DataCoord through its session, not its port).
+        free_all = os.environ.get("CLUSTER_FREE_PORTS") == "1"
+        for field in dataclasses.fields(self.ports):
+            if free_all or (field.name in ("etcd", "etcd_peer", "metrics_datacoord", "metrics_standalone")
+                            and not getattr(self.ports, field.name)):
+                setattr(self.ports, field.name, free_port())
         busy = [f"{f.name}={getattr(self.ports, f.name)}" for f in dataclasses.fields(self.ports)
                 if port_in_use(getattr(self.ports, f.name))]
         if busy:

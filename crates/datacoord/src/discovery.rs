@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use datacoord_cluster::ChannelManager;
 use milvus_session::{SessionEvent, SessionEventKind, SessionWatcher};
 use milvus_types::{MilvusError, MilvusResult};
 use tokio_util::sync::CancellationToken;
@@ -34,11 +35,14 @@ pub(crate) async fn list_and_watch<C: Clone + Send + Sync + 'static>(
     Ok(watcher)
 }
 
-/// Applies session events to `nodes` until cancelled. A watch that cannot continue means our view
-/// of the cluster is stale; as in 2.3.5 the server then stops (`lost` tells the owner).
+/// Applies session events to `nodes` (and, for datanodes, to the channel manager) until
+/// cancelled. A watch that cannot continue, or a channel reassignment that cannot be written,
+/// means our view of the cluster is stale; as in 2.3.5 the server then stops (`lost` tells the
+/// owner).
 pub(crate) async fn run<C: Clone + Send + Sync + 'static>(
     mut watcher: SessionWatcher,
     nodes: Arc<NodeManager<C>>,
+    channels: Option<Arc<ChannelManager>>,
     token: CancellationToken,
     lost: CancellationToken,
 ) {
@@ -48,11 +52,34 @@ pub(crate) async fn run<C: Clone + Send + Sync + 'static>(
             event = watcher.next() => event,
         };
         match event {
-            Ok(SessionEvent { kind, session, .. }) => match kind {
-                SessionEventKind::Add => nodes.add(session),
-                SessionEventKind::Update => nodes.mark_stopping(session.server_id),
-                SessionEventKind::Delete => nodes.remove(session.server_id),
-            },
+            Ok(SessionEvent { kind, session, .. }) => {
+                let node_id = session.server_id;
+                let result = match kind {
+                    SessionEventKind::Add => {
+                        nodes.add(session);
+                        match &channels {
+                            Some(channels) => channels.add_node(node_id).await,
+                            None => Ok(()),
+                        }
+                    }
+                    SessionEventKind::Update => {
+                        nodes.mark_stopping(node_id);
+                        Ok(())
+                    }
+                    SessionEventKind::Delete => {
+                        nodes.remove(node_id);
+                        match &channels {
+                            Some(channels) => channels.delete_node(node_id).await,
+                            None => Ok(()),
+                        }
+                    }
+                };
+                if let Err(err) = result {
+                    error!(node_id, error = %err, "channel reassignment failed, stopping");
+                    lost.cancel();
+                    return;
+                }
+            }
             Err(err) => {
                 error!(error = %err, "session watch failed, stopping");
                 lost.cancel();

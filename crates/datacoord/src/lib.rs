@@ -3,10 +3,16 @@
 //! [`Server`] follows 2.3.5's `Init` → `Register` → `Start` → `Stop` (see README.md for what each
 //! step does today and what is still missing). The gRPC adapters live in `datacoord-grpc-server`.
 
+mod adapters;
 mod clients;
+mod collections;
+mod datanodes;
+mod datapath;
 mod discovery;
+mod handler;
 mod metrics;
 mod nodes;
+mod queries;
 mod server;
 mod services;
 mod state;

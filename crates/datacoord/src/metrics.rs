@@ -3,7 +3,13 @@
 //! Only metrics whose source exists in this port are registered; a metric that would always read
 //! zero is worse than none.
 
-use prometheus::{IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{GaugeVec, IntCounter, IntGauge, IntGaugeVec, Opts, Registry};
+
+fn datacoord_opts(name: &str, help: &str) -> Opts {
+    Opts::new(name, help)
+        .namespace("milvus")
+        .subsystem("datacoord")
+}
 
 /// The metrics of one datacoord process, in their own registry (plus process metrics).
 #[derive(Clone)]
@@ -15,6 +21,18 @@ pub struct Metrics {
     pub datanode_num: IntGauge,
     /// `milvus_datacoord_index_node_num`
     pub index_node_num: IntGauge,
+    /// `milvus_datacoord_segment_num{segment_state}`: refreshed from meta at each scrape.
+    pub segment_num: IntGaugeVec,
+    /// `milvus_datacoord_collection_num`: collections with segments in meta, at each scrape.
+    pub collection_num: IntGauge,
+    /// `milvus_datacoord_stored_rows_count`: rows of segments that reached Flushed.
+    pub stored_rows_count: IntCounter,
+    /// `milvus_datacoord_consume_datanode_tt_lag_ms{node_id, channel_name}` (physical channel).
+    pub datanode_tt_lag_ms: GaugeVec,
+    /// `milvus_datacoord_channel_checkpoint_unix_seconds{node_id, channel_name}` (vchannel).
+    pub channel_checkpoint_unix_seconds: GaugeVec,
+    /// `milvus_datacoord_watched_dml_chanel_num{node_id}` (2.3.5's spelling) per datanode.
+    pub watched_dml_channel_num: IntGaugeVec,
 }
 
 impl Metrics {
@@ -41,10 +59,53 @@ impl Metrics {
             .subsystem("datacoord"),
         )
         .expect("valid metric");
+        let segment_num = IntGaugeVec::new(
+            datacoord_opts("segment_num", "number of segments"),
+            &["segment_state"],
+        )
+        .expect("valid metric");
+        let collection_num =
+            IntGauge::with_opts(datacoord_opts("collection_num", "number of collections"))
+                .expect("valid metric");
+        let stored_rows_count = IntCounter::with_opts(datacoord_opts(
+            "stored_rows_count",
+            "count of all stored rows ever",
+        ))
+        .expect("valid metric");
+        let datanode_tt_lag_ms = GaugeVec::new(
+            datacoord_opts(
+                "consume_datanode_tt_lag_ms",
+                "now time minus tt per physical channel",
+            ),
+            &["node_id", "channel_name"],
+        )
+        .expect("valid metric");
+        let channel_checkpoint_unix_seconds = GaugeVec::new(
+            datacoord_opts(
+                "channel_checkpoint_unix_seconds",
+                "channel checkpoint timestamp in unix seconds",
+            ),
+            &["node_id", "channel_name"],
+        )
+        .expect("valid metric");
+        let watched_dml_channel_num = IntGaugeVec::new(
+            datacoord_opts(
+                "watched_dml_chanel_num",
+                "the num of dml channel watched by datanode",
+            ),
+            &["node_id"],
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(num_node.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(datanode_num.clone()),
             Box::new(index_node_num.clone()),
+            Box::new(segment_num.clone()),
+            Box::new(collection_num.clone()),
+            Box::new(stored_rows_count.clone()),
+            Box::new(datanode_tt_lag_ms.clone()),
+            Box::new(channel_checkpoint_unix_seconds.clone()),
+            Box::new(watched_dml_channel_num.clone()),
         ] {
             registry
                 .register(collector)
@@ -61,6 +122,12 @@ impl Metrics {
             num_node,
             datanode_num,
             index_node_num,
+            segment_num,
+            collection_num,
+            stored_rows_count,
+            datanode_tt_lag_ms,
+            channel_checkpoint_unix_seconds,
+            watched_dml_channel_num,
         }
     }
 

@@ -21,7 +21,16 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
+use datacoord_cluster::{ChannelConfig, ChannelManager};
+use datacoord_meta::{Catalog, Meta};
+use datacoord_segments::{SegmentConfig, SegmentManager};
+use milvus_types::SegmentId;
+use tokio::sync::mpsc;
+
+use crate::adapters::{ChannelMeta, SegmentMeta};
 use crate::clients::{DataNodeClient, IndexNodeClient, datanode_creator, indexnode_creator};
+use crate::collections::Collections;
+use crate::datapath::{FLUSH_QUEUE, run_flush_loop};
 use crate::discovery;
 use crate::metrics::Metrics;
 use crate::nodes::NodeManager;
@@ -35,17 +44,27 @@ pub const INDEXCOORD_ROLE: &str = "indexcoord";
 /// `common.NotRegisteredID`
 const NOT_REGISTERED_ID: i64 = -1;
 
-/// What `initDataCoord` builds; present once the server has been activated. The broker,
-/// allocator, chunk manager and catalog are built in 2.3.5's order (so a bad storage or RootCoord
-/// setting fails init as it does in Go) and are used by the meta, segment and index layers.
-#[allow(dead_code)]
+/// How often the whole meta load is attempted before init fails (2.3.5: 100).
+const META_LOAD_ATTEMPTS: u32 = 100;
+
+/// What `initDataCoord` builds, in 2.3.5's order (so a bad storage or RootCoord setting fails
+/// init as it does in Go); present once the server has been activated.
 pub(crate) struct Active {
     pub(crate) broker: Arc<dyn Broker>,
     pub(crate) allocator: Arc<dyn Allocator>,
     pub(crate) chunk_manager: ChunkManager,
+    /// The catalog store (etcd or TiKV), for records the meta does not own yet (index meta).
     pub(crate) catalog_kv: Arc<dyn MetaKv>,
+    pub(crate) meta: Arc<Meta>,
+    pub(crate) collections: Arc<Collections>,
+    pub(crate) channels: Arc<ChannelManager>,
+    pub(crate) segments: Arc<SegmentManager>,
     pub(crate) datanodes: Arc<NodeManager<DataNodeClient>>,
     pub(crate) indexnodes: Arc<NodeManager<IndexNodeClient>>,
+    /// Segments whose binlogs were saved with `flushed`, on their way to Flushed.
+    pub(crate) flush_tx: mpsc::Sender<SegmentId>,
+    flush_rx: Mutex<Option<mpsc::Receiver<SegmentId>>>,
+    pub(crate) flushed_rows: prometheus::IntCounter,
 }
 
 struct Sessions {
@@ -142,9 +161,52 @@ impl Server {
         &self.config().common.cluster_prefix
     }
 
-    /// The Prometheus registry `/metrics` serves.
-    pub fn metrics_registry(&self) -> &prometheus::Registry {
-        self.metrics.registry()
+    /// What `/metrics` serves: gauges derived from meta are refreshed first.
+    pub fn gather_metrics(&self) -> Vec<prometheus::proto::MetricFamily> {
+        if let Some(active) = self.active.get() {
+            self.metrics.segment_num.reset();
+            let mut collections = std::collections::BTreeSet::new();
+            for (collection_id, state, count) in active.meta.segment_counts() {
+                collections.insert(collection_id);
+                self.metrics
+                    .segment_num
+                    .with_label_values(&[state.as_str_name()])
+                    .add(count as i64);
+            }
+            self.metrics.collection_num.set(collections.len() as i64);
+            self.metrics.watched_dml_channel_num.reset();
+            for (node, channels) in active.channels.assignments() {
+                if node != datacoord_cluster::BUFFER_NODE {
+                    self.metrics
+                        .watched_dml_channel_num
+                        .with_label_values(&[&node.to_string()])
+                        .set(channels.len() as i64);
+                }
+            }
+            let node_id = self.server_id().to_string();
+            for (channel, checkpoint) in active.meta.channel_checkpoints() {
+                let (physical_ms, _) = milvus_types::parse_ts(checkpoint.timestamp);
+                self.metrics
+                    .channel_checkpoint_unix_seconds
+                    .with_label_values(&[&node_id, &channel])
+                    .set(physical_ms as f64 / 1000.0);
+            }
+        }
+        self.metrics.registry().gather()
+    }
+
+    /// Runs a background task owned by this server (stopped and awaited by `stop`).
+    pub(crate) fn spawn_task<F>(&self, task: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let token = self.shutdown.child_token();
+        self.tasks.spawn(async move {
+            tokio::select! {
+                _ = token.cancelled() => {}
+                _ = task => {}
+            }
+        });
     }
 
     /// Cancelled when the session was lost and the process must exit non-zero.
@@ -270,11 +332,40 @@ impl Server {
         };
         info!(backend = ?self.config().metastore, "catalog ready");
 
-        // Cluster: the DataNodes (the channel manager will sit here).
+        let meta = Arc::new(self.load_meta(catalog_kv.clone()).await?);
+        let collections = Arc::new(Collections::new(broker.clone()));
+        info!(segments = meta.segment_num(), "meta loaded");
+
+        // Cluster: channel assignments (always in etcd, even with a TiKV catalog) and datanodes.
+        let config = self.config();
+        let watch_kv: Arc<dyn MetaKv> = Arc::new(RootedKv::new(
+            Arc::new(EtcdKv::new(etcd.clone()).with_request_timeout(config.etcd.request_timeout)),
+            &config.etcd.meta_root_path,
+        ));
+        let channel_config = ChannelConfig {
+            watch_subpath: config.common.channels.datacoord_watch_sub_path.clone(),
+            watch_timeout: config.datacoord.channel.watch_timeout_interval,
+            balance_silent_duration: config.datacoord.channel.balance_silent_duration,
+            balance_interval: config.datacoord.channel.balance_interval,
+            auto_balance: config.datacoord.auto_balance,
+        };
+        let provider = Arc::new(ChannelMeta {
+            meta: meta.clone(),
+            collections: collections.clone(),
+        });
+        let channels = ChannelManager::new(
+            channel_config,
+            watch_kv,
+            etcd.clone(),
+            config.etcd.meta_root_path.clone(),
+            provider,
+        )
+        .await
+        .map_err(|e| MilvusError::from(e).wrap("create channel manager"))?;
         let datanodes = Arc::new(NodeManager::new(
             "datanode",
             self.datanode_creator.get().cloned().unwrap_or_else(|| {
-                datanode_creator(self.cluster_prefix(), &self.config().grpc_clients.data_node)
+                datanode_creator(self.cluster_prefix(), &config.grpc_clients.data_node)
             }),
             self.metrics.datanode_num.clone(),
         ));
@@ -283,42 +374,80 @@ impl Server {
         let indexnodes = Arc::new(NodeManager::new(
             "indexnode",
             self.indexnode_creator.get().cloned().unwrap_or_else(|| {
-                indexnode_creator(
-                    self.cluster_prefix(),
-                    &self.config().grpc_clients.index_node,
-                )
+                indexnode_creator(self.cluster_prefix(), &config.grpc_clients.index_node)
             }),
             self.metrics.index_node_num.clone(),
         ));
 
-        // Service discovery: the current nodes now, changes from the listed revision on.
-        let meta_root = self.config().etcd.meta_root_path.clone();
+        // Service discovery: the current nodes now, changes from the listed revision on. The
+        // channel manager reconciles its stored assignments with the datanodes online now.
+        let meta_root = config.etcd.meta_root_path.clone();
         let datanode_watch =
             discovery::list_and_watch(&etcd, &meta_root, "datanode", &datanodes).await?;
+        let token = self.shutdown.child_token();
+        channels
+            .startup(datanodes.node_ids(), token.clone())
+            .await
+            .map_err(|e| MilvusError::from(e).wrap("channel manager startup"))?;
         let indexnode_watch =
             discovery::list_and_watch(&etcd, &meta_root, "indexnode", &indexnodes).await?;
-        let token = self.shutdown.child_token();
         let lost = self.session_lost.clone();
+        {
+            // A channel manager that can no longer follow etcd would hand out stale assignments;
+            // like a lost session, the process stops and a standby takes over.
+            let channels_lost = channels.lost();
+            let lost = lost.clone();
+            let token = token.clone();
+            self.tasks.spawn(async move {
+                tokio::select! {
+                    _ = token.cancelled() => {}
+                    _ = channels_lost.cancelled() => {
+                        error!("channel manager lost etcd, stopping");
+                        lost.cancel();
+                    }
+                }
+            });
+        }
         self.tasks.spawn(discovery::run(
             datanode_watch,
             datanodes.clone(),
+            Some(channels.clone()),
             token.clone(),
             lost.clone(),
         ));
         self.tasks.spawn(discovery::run(
             indexnode_watch,
             indexnodes.clone(),
+            None,
             token,
             lost,
         ));
 
+        let segments = Arc::new(
+            SegmentManager::new(
+                Arc::new(SegmentMeta(meta.clone())),
+                allocator.clone(),
+                self.segment_config(),
+            )
+            .await
+            .map_err(|e| e.wrap("create segment manager"))?,
+        );
+
+        let (flush_tx, flush_rx) = mpsc::channel(FLUSH_QUEUE);
         let active = Active {
             broker,
             allocator,
             chunk_manager,
             catalog_kv,
+            meta,
+            collections,
+            channels,
+            segments,
             datanodes,
             indexnodes,
+            flush_tx,
+            flush_rx: Mutex::new(Some(flush_rx)),
+            flushed_rows: self.metrics.stored_rows_count.clone(),
         };
         if self.active.set(active).is_err() {
             return Err(MilvusError::internal("datacoord initialised twice"));
@@ -326,8 +455,51 @@ impl Server {
         Ok(())
     }
 
+    /// Loads the segment meta, retrying the whole load as 2.3.5 does.
+    async fn load_meta(&self, kv: Arc<dyn MetaKv>) -> MilvusResult<Meta> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match Meta::load(Catalog::new(kv.clone())).await {
+                Ok(meta) => return Ok(meta),
+                Err(err) if attempt < META_LOAD_ATTEMPTS => {
+                    warn!(attempt, error = %err, "meta load failed, retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+                Err(err) => return Err(MilvusError::from(err).wrap("load meta")),
+            }
+        }
+    }
+
+    fn segment_config(&self) -> SegmentConfig {
+        let segment = &self.config().datacoord.segment;
+        SegmentConfig {
+            max_size_mb: segment.max_size_mb,
+            seal_proportion: segment.seal_proportion,
+            assignment_expiration: segment.assignment_expiration,
+            max_life: segment.max_life,
+            max_idle_time: segment.max_idle_time,
+            min_size_from_idle_to_sealed_mb: segment.min_size_from_idle_to_sealed_mb,
+            max_binlog_file_number: segment.max_binlog_file_number,
+            alloc_latest_expire_attempt: segment.alloc_latest_expire_attempt,
+            import_task_expiration: self.config().rootcoord.import_task_expiration,
+            ..SegmentConfig::default()
+        }
+    }
+
     /// `startDataCoord`: start the loops, then report Healthy.
     fn start_datacoord(&self) {
+        if let Some(active) = self.active.get() {
+            let rx = active
+                .flush_rx
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            if let Some(rx) = rx {
+                let token = self.shutdown.child_token();
+                self.tasks.spawn(run_flush_loop(self.arc(), rx, token));
+            }
+        }
         self.state.set(StateCode::Healthy);
         info!(node_id = self.server_id(), "datacoord is healthy");
     }
@@ -460,6 +632,9 @@ impl Component for Server {
         self.shutdown.cancel();
         self.tasks.close();
         self.tasks.wait().await;
+        if let Some(active) = self.active.get() {
+            active.channels.join().await;
+        }
         if let Some(sessions) = self.sessions.get() {
             sessions.datacoord.stop().await;
             sessions.indexcoord.stop().await;

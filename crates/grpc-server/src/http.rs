@@ -42,7 +42,7 @@ pub fn router(core: Arc<Server>) -> Router {
 }
 
 async fn metrics(State(core): State<Arc<Server>>) -> Response {
-    let families = core.metrics_registry().gather();
+    let families = core.gather_metrics();
     let mut body = Vec::new();
     if let Err(err) = TextEncoder::new().encode(&families, &mut body) {
         return (StatusCode::INTERNAL_SERVER_ERROR, err.to_string()).into_response();

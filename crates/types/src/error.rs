@@ -22,6 +22,7 @@ impl ErrorCode {
     pub const CHANNEL_NOT_FOUND: Self = Self(500);
     pub const SEGMENT_NOT_FOUND: Self = Self(600);
     pub const INDEX_NOT_FOUND: Self = Self(700);
+    pub const DATABASE_NOT_FOUND: Self = Self(800);
     pub const INDEX_NOT_SUPPORTED: Self = Self(701);
     pub const INDEX_DUPLICATE: Self = Self(702);
     pub const NODE_NOT_FOUND: Self = Self(901);
@@ -60,6 +61,7 @@ impl ErrorCode {
             700 => ("index not found", false),
             701 => ("index type not supported", false),
             702 => ("index duplicates", false),
+            800 => ("database not found", false),
             901 => ("node not found", false),
             902 => ("node offline", false),
             903 => ("node lacks", false),

@@ -1,0 +1,486 @@
+//! The read side of the data path: segment info, statistics, flush state, recovery info, and the
+//! few segment-state admin RPCs.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use datacoord_meta::{binlog_row_count, is_flush_state, is_healthy, with_full_paths};
+use milvus_proto::common::{KeyValuePair, SegmentState};
+use milvus_proto::data::{
+    AlterCollectionRequest, FieldBinlog, GetFlushStateRequest, GetRecoveryInfoRequest,
+    GetRecoveryInfoRequestV2, GetRecoveryInfoResponse, GetRecoveryInfoResponseV2,
+    GetSegmentInfoRequest, GetSegmentInfoResponse, SegmentBinlogs, SegmentInfo, SegmentStateInfo,
+};
+use milvus_proto::internal::StringList;
+use milvus_proto::msg::MsgPosition;
+use milvus_types::{
+    CollectionId, ErrorCode, MilvusError, MilvusResult, PartitionId, SegmentId, Status,
+};
+use tracing::info;
+
+use crate::collections::CollectionInfo;
+use crate::handler::{self, ChannelRef};
+use crate::server::Server;
+
+fn success() -> Option<Status> {
+    Some(Status::default())
+}
+
+/// A copy for a response: full binlog paths, row count re-derived from binlogs when they say more.
+fn response_segment(segment: &SegmentInfo, root: &str) -> SegmentInfo {
+    let mut out = with_full_paths(segment, root);
+    let rows = binlog_row_count(segment);
+    if rows > 0 && rows != segment.num_of_rows {
+        out.num_of_rows = rows;
+    }
+    out
+}
+
+/// Binlogs regrouped by field (a segment may carry several entries for one field).
+fn group_by_field(logs: &[FieldBinlog]) -> Vec<FieldBinlog> {
+    let mut grouped: BTreeMap<i64, FieldBinlog> = BTreeMap::new();
+    for field in logs {
+        grouped
+            .entry(field.field_id)
+            .or_insert_with(|| FieldBinlog {
+                field_id: field.field_id,
+                binlogs: Vec::new(),
+            })
+            .binlogs
+            .extend(field.binlogs.iter().cloned());
+    }
+    grouped.into_values().collect()
+}
+
+impl Server {
+    fn storage_root(&self) -> &str {
+        self.active
+            .get()
+            .map(|a| a.chunk_manager.root_path())
+            .unwrap_or_default()
+    }
+
+    /// GetSegmentInfo: full segment infos (binlog paths included) and the checkpoints of their
+    /// channels. One unknown ID fails the whole call, as in 2.3.5.
+    pub fn get_segment_info(
+        &self,
+        request: GetSegmentInfoRequest,
+    ) -> MilvusResult<GetSegmentInfoResponse> {
+        let active = self.healthy()?;
+        let root = self.storage_root();
+        let mut infos = Vec::with_capacity(request.segment_i_ds.len());
+        let mut checkpoints: HashMap<String, MsgPosition> = HashMap::new();
+        for id in request.segment_i_ds {
+            let segment = if request.include_un_healthy {
+                active.meta.segment(id)
+            } else {
+                active.meta.healthy_segment(id)
+            }
+            .ok_or_else(|| MilvusError::segment_not_found(id))?;
+            let mut info = response_segment(&segment, root);
+            if request.include_un_healthy
+                && let Some(child) = active.meta.child_of(id)
+            {
+                // A compacted-away segment reports the deletes and position its result has
+                // collected since, so a reader of the old segment misses nothing.
+                let child = with_full_paths(&child, root);
+                info.deltalogs.extend(child.deltalogs);
+                info.dml_position = child.dml_position;
+            }
+            if !segment.insert_channel.is_empty() {
+                checkpoints
+                    .entry(segment.insert_channel.clone())
+                    .or_insert_with(|| {
+                        active
+                            .meta
+                            .channel_checkpoint(&segment.insert_channel)
+                            .unwrap_or_default()
+                    });
+            }
+            infos.push(info);
+        }
+        Ok(GetSegmentInfoResponse {
+            status: success(),
+            infos,
+            channel_checkpoint: checkpoints,
+        })
+    }
+
+    /// GetSegmentStates: state and start position per ID; unknown or dropped → NotExist.
+    pub fn get_segment_states(&self, ids: &[SegmentId]) -> MilvusResult<Vec<SegmentStateInfo>> {
+        let active = self.healthy()?;
+        Ok(ids
+            .iter()
+            .map(|id| match active.meta.healthy_segment(*id) {
+                Some(segment) => SegmentStateInfo {
+                    segment_id: *id,
+                    state: segment.state,
+                    start_position: segment.start_position.clone(),
+                    ..Default::default()
+                },
+                None => SegmentStateInfo {
+                    segment_id: *id,
+                    state: SegmentState::NotExist as i32,
+                    ..Default::default()
+                },
+            })
+            .collect())
+    }
+
+    /// GetInsertBinlogPaths: field IDs and full insert-log paths of a healthy segment.
+    pub fn get_insert_binlog_paths(
+        &self,
+        segment_id: SegmentId,
+    ) -> MilvusResult<(Vec<i64>, Vec<StringList>)> {
+        let active = self.healthy()?;
+        let segment = active
+            .meta
+            .healthy_segment(segment_id)
+            .ok_or_else(|| MilvusError::segment_not_found(segment_id))?;
+        let segment = with_full_paths(&segment, self.storage_root());
+        let mut fields = Vec::with_capacity(segment.binlogs.len());
+        let mut paths = Vec::with_capacity(segment.binlogs.len());
+        for field in segment.binlogs {
+            fields.push(field.field_id);
+            paths.push(StringList {
+                values: field.binlogs.into_iter().map(|b| b.log_path).collect(),
+                status: success(),
+            });
+        }
+        Ok((fields, paths))
+    }
+
+    /// GetCollectionStatistics: `row_count` = persisted rows of the collection's healthy segments.
+    pub fn get_collection_statistics(
+        &self,
+        collection_id: CollectionId,
+    ) -> MilvusResult<Vec<KeyValuePair>> {
+        let active = self.healthy()?;
+        let rows = active.meta.collection_row_count(collection_id);
+        Ok(vec![row_count(rows)])
+    }
+
+    /// GetPartitionStatistics: as above for the listed partitions (none = whole collection).
+    pub fn get_partition_statistics(
+        &self,
+        collection_id: CollectionId,
+        partitions: &[PartitionId],
+    ) -> MilvusResult<Vec<KeyValuePair>> {
+        let active = self.healthy()?;
+        let rows = if partitions.is_empty() {
+            active.meta.collection_row_count(collection_id)
+        } else {
+            partitions
+                .iter()
+                .map(|p| active.meta.partition_row_count(collection_id, *p))
+                .sum()
+        };
+        Ok(vec![row_count(rows)])
+    }
+
+    /// GetFlushedSegments: Flushing/Flushed IDs (plus Dropped when asked); partition < 0 = all.
+    pub fn get_flushed_segments(
+        &self,
+        collection_id: CollectionId,
+        partition_id: PartitionId,
+        include_unhealthy: bool,
+    ) -> MilvusResult<Vec<SegmentId>> {
+        let active = self.healthy()?;
+        Ok(active
+            .meta
+            .segments_of_collection(collection_id)
+            .iter()
+            .filter(|s| partition_id < 0 || s.partition_id == partition_id)
+            .filter(|s| {
+                is_flush_state(s.state())
+                    || (include_unhealthy && s.state == SegmentState::Dropped as i32)
+            })
+            .map(|s| s.id)
+            .collect())
+    }
+
+    /// GetSegmentsByStates: healthy segments in any of `states`; partition < 0 = all.
+    pub fn get_segments_by_states(
+        &self,
+        collection_id: CollectionId,
+        partition_id: PartitionId,
+        states: &[i32],
+    ) -> MilvusResult<Vec<SegmentId>> {
+        let active = self.healthy()?;
+        Ok(active
+            .meta
+            .segments_of_collection(collection_id)
+            .iter()
+            .filter(|s| partition_id < 0 || s.partition_id == partition_id)
+            .filter(|s| is_healthy(s.state()) && states.contains(&s.state))
+            .map(|s| s.id)
+            .collect())
+    }
+
+    /// GetFlushState: the listed segments are flushed and every assigned channel's checkpoint
+    /// passed `flush_ts`.
+    pub fn get_flush_state(&self, request: &GetFlushStateRequest) -> MilvusResult<bool> {
+        let active = self.healthy()?;
+        let unflushed = request.segment_i_ds.iter().any(|id| {
+            active
+                .meta
+                .healthy_segment(*id)
+                .is_some_and(|s| !is_flush_state(s.state()))
+        });
+        if unflushed {
+            return Ok(false);
+        }
+        let channels = active
+            .channels
+            .channels_of_collection(request.collection_id);
+        Ok(channels.iter().all(|(_, channel)| {
+            active
+                .meta
+                .channel_checkpoint(channel)
+                .is_some_and(|cp| cp.timestamp >= request.flush_ts)
+        }))
+    }
+
+    /// GetFlushAllState: every channel of every collection (of `db_name`, when given) has a
+    /// checkpoint at or after `flush_all_ts`.
+    pub async fn get_flush_all_state(
+        &self,
+        db_name: &str,
+        flush_all_ts: u64,
+    ) -> MilvusResult<bool> {
+        let active = self.healthy()?;
+        let mut databases = active.broker.list_databases().await?;
+        if !db_name.is_empty() {
+            // 2.3.5 validates the name but then checks every database; we check the one asked for.
+            databases.retain(|d| d == db_name);
+            if databases.is_empty() {
+                return Err(
+                    MilvusError::new(ErrorCode::DATABASE_NOT_FOUND).with_field("database", db_name)
+                );
+            }
+        }
+        for database in databases {
+            for collection_id in active.broker.show_collections(&database).await? {
+                let described = active
+                    .broker
+                    .describe_collection_internal(collection_id)
+                    .await?;
+                for channel in described.virtual_channel_names {
+                    let flushed = active
+                        .meta
+                        .channel_checkpoint(&channel)
+                        .is_some_and(|cp| cp.timestamp >= flush_all_ts);
+                    if !flushed {
+                        return Ok(false);
+                    }
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Whether a flushed segment's index on the collection's vector field is finished. Index
+    /// meta is not kept by this build yet, so no segment counts as indexed.
+    fn segment_indexed(&self, _segment: &SegmentInfo) -> bool {
+        false
+    }
+
+    /// GetRecoveryInfoV2 (querycoord's target refresh): channels as assigned to datanodes, and
+    /// minimal infos of the flushed segments to load.
+    pub async fn get_recovery_info_v2(
+        &self,
+        request: GetRecoveryInfoRequestV2,
+    ) -> MilvusResult<GetRecoveryInfoResponseV2> {
+        let active = self.healthy()?;
+        let collection_id = request.collection_id;
+        info!(collection_id, partitions = ?request.partition_i_ds, "get recovery info request received");
+        // Prime the cache: the seek position may fall back to the collection start position.
+        let _ = active.collections.get(collection_id).await;
+        let mut channels = Vec::new();
+        let mut flushed = BTreeSet::new();
+        for (_, name) in active.channels.channels_of_collection(collection_id) {
+            let info = handler::query_vchan_positions(
+                &active.meta,
+                &active.collections,
+                ChannelRef::bare(&name, collection_id),
+                &request.partition_i_ds,
+                &|s| self.segment_indexed(s),
+            );
+            flushed.extend(info.flushed_segment_ids.iter().copied());
+            channels.push(info);
+        }
+        let mut segments = Vec::with_capacity(flushed.len());
+        for id in flushed {
+            let segment = active
+                .meta
+                .segment(id)
+                .ok_or_else(|| MilvusError::segment_not_found(id))?;
+            if !(is_flush_state(segment.state()) || segment.state == SegmentState::Dropped as i32)
+                || segment.is_importing
+            {
+                continue;
+            }
+            if segment.binlogs.is_empty() {
+                continue;
+            }
+            let rows = binlog_row_count(&segment);
+            segments.push(SegmentInfo {
+                id,
+                partition_id: segment.partition_id,
+                collection_id: segment.collection_id,
+                insert_channel: segment.insert_channel.clone(),
+                num_of_rows: if rows > 0 && rows != segment.num_of_rows {
+                    rows
+                } else {
+                    segment.num_of_rows
+                },
+                ..Default::default()
+            });
+        }
+        Ok(GetRecoveryInfoResponseV2 {
+            status: success(),
+            channels,
+            segments,
+        })
+    }
+
+    /// GetRecoveryInfo (V1, querycoord's fallback): channels from RootCoord, binlogs included.
+    pub async fn get_recovery_info(
+        &self,
+        request: GetRecoveryInfoRequest,
+    ) -> MilvusResult<GetRecoveryInfoResponse> {
+        let active = self.healthy()?;
+        let collection_id = request.collection_id;
+        let described = active
+            .broker
+            .describe_collection_internal(collection_id)
+            .await?;
+        let _ = active.collections.get(collection_id).await;
+        let root = self.storage_root();
+        let partitions = [request.partition_id];
+        let mut channels = Vec::new();
+        let mut flushed = BTreeSet::new();
+        for name in &described.virtual_channel_names {
+            let info = handler::query_vchan_positions(
+                &active.meta,
+                &active.collections,
+                ChannelRef::bare(name, collection_id),
+                &partitions,
+                &|s| self.segment_indexed(s),
+            );
+            flushed.extend(info.flushed_segment_ids.iter().copied());
+            channels.push(info);
+        }
+        let mut binlogs = Vec::with_capacity(flushed.len());
+        for id in flushed {
+            let segment = active
+                .meta
+                .segment(id)
+                .ok_or_else(|| MilvusError::segment_not_found(id))?;
+            if !(is_flush_state(segment.state()) || segment.state == SegmentState::Dropped as i32)
+                || segment.is_importing
+                || segment.is_fake
+                || segment.binlogs.is_empty()
+            {
+                continue;
+            }
+            let full = with_full_paths(&segment, root);
+            let rows = binlog_row_count(&segment);
+            binlogs.push(SegmentBinlogs {
+                segment_id: id,
+                field_binlogs: group_by_field(&full.binlogs),
+                num_of_rows: if rows > 0 && rows != segment.num_of_rows {
+                    rows
+                } else {
+                    segment.num_of_rows
+                },
+                statslogs: group_by_field(&full.statslogs),
+                deltalogs: full.deltalogs,
+                insert_channel: segment.insert_channel.clone(),
+            });
+        }
+        Ok(GetRecoveryInfoResponse {
+            status: success(),
+            channels,
+            binlogs,
+        })
+    }
+
+    /// SetSegmentState: no transition check (2.3.5 has none); persisted at once.
+    pub async fn set_segment_state(&self, segment_id: SegmentId, state: i32) -> MilvusResult<()> {
+        let active = self.healthy()?;
+        let state = SegmentState::try_from(state)
+            .map_err(|_| MilvusError::parameter_invalid("a segment state", state))?;
+        active.meta.set_state(segment_id, state).await?;
+        Ok(())
+    }
+
+    /// MarkSegmentsDropped (deprecated; no health check in 2.3.5): stops at the first failure.
+    pub async fn mark_segments_dropped(&self, ids: &[SegmentId]) -> MilvusResult<()> {
+        let active = self.active.get().ok_or_else(|| {
+            MilvusError::service_not_ready(
+                crate::server::ROLE,
+                self.server_id(),
+                self.state_code().as_str_name(),
+            )
+        })?;
+        for id in ids {
+            active.meta.set_state(*id, SegmentState::Dropped).await?;
+            active.segments.drop_segment(*id);
+        }
+        Ok(())
+    }
+
+    /// BroadcastAlteredCollection (RootCoord): refresh the cached collection.
+    pub fn broadcast_altered_collection(
+        &self,
+        request: AlterCollectionRequest,
+    ) -> MilvusResult<()> {
+        let active = self.healthy()?;
+        active.collections.apply_altered(CollectionInfo {
+            id: request.collection_id,
+            schema: request.schema,
+            start_positions: request.start_positions,
+            properties: request.properties,
+            created_at: 0,
+        });
+        Ok(())
+    }
+
+    /// DropIndex, until index meta lands: a collection without any `field-index` record has
+    /// nothing to drop and succeeds, as 2.3.5 answers it (RootCoord's drop-collection steps stop
+    /// at a failed DropIndex, so this keeps dropping collections working). A collection that has
+    /// index records is refused explicitly rather than pretending they were dropped.
+    pub async fn drop_index(&self, collection_id: CollectionId) -> MilvusResult<()> {
+        let active = self.healthy()?;
+        let prefix = format!("field-index/{collection_id}/");
+        let page = active
+            .catalog_kv
+            .load_prefix_page(&prefix, None, 1)
+            .await
+            .map_err(MilvusError::io_failed)?;
+        if page.kvs.is_empty() {
+            info!(collection_id, "there is no index on collection");
+            return Ok(());
+        }
+        Err(MilvusError::new(ErrorCode::SERVICE_UNIMPLEMENTED)
+            .with_desc("dropping an existing index is not supported by this datacoord yet")
+            .with_field("collectionID", collection_id))
+    }
+
+    /// GcConfirm (RootCoord): true once no segment key of the collection (partition) is left.
+    pub async fn gc_confirm(
+        &self,
+        collection_id: CollectionId,
+        partition_id: PartitionId,
+    ) -> MilvusResult<bool> {
+        let active = self.healthy()?;
+        Ok(active.meta.gc_confirm(collection_id, partition_id).await?)
+    }
+}
+
+fn row_count(rows: i64) -> KeyValuePair {
+    KeyValuePair {
+        key: "row_count".to_string(),
+        value: rows.to_string(),
+    }
+}

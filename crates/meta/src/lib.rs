@@ -1,0 +1,29 @@
+//! DataCoord's segment metadata: the Milvus 2.3.5 etcd layout ([`Catalog`]; the key families
+//! are catalogued in `src/keys.rs`) and the in-memory index over it ([`Meta`]).
+//!
+//! Segments are held once each as `Arc<SegmentInfo>`, with their logs in the stored logID form
+//! (no paths); [`with_full_paths`] rebuilds paths for responses. Reads are synchronous; writes
+//! persist first, then update memory, one at a time.
+
+mod catalog;
+mod error;
+mod index;
+mod keys;
+mod loader;
+mod logs;
+mod meta;
+mod segment_writes;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use catalog::Catalog;
+pub use error::{MetaError, MetaResult};
+pub use index::ChannelRemoval;
+pub use keys::{
+    CHANNEL_CHECKPOINT_PREFIX, CHANNEL_REMOVAL_PREFIX, LogKind, META_PREFIX, SEGMENT_PREFIX,
+    channel_checkpoint_key, channel_removal_key, log_key, segment_key,
+};
+pub use logs::{binlog_row_count, is_flush_state, is_healthy, with_full_paths};
+pub use meta::Meta;
+pub use segment_writes::{BinlogUpdate, DroppedSegment};
