@@ -5,6 +5,8 @@ The DataCoord under test is our binary, `$DATACOORD_BIN` (default target/debug/m
 `needs_datacoord` start the cluster: when the binary is missing they skip, or fail under
 `MILVUS_TEST_STRICT=1`. `E2E_SESSION_TTL` overrides common.session.ttl (default: Milvus's 30 s);
 `E2E_HEALTHY_AFTER_STANDALONE=1` waits for our Healthy only once the standalone is up.
+`E2E_CLUSTER_NAME` (default e2e) names the cluster dir; with `CLUSTER_FREE_PORTS=1` two suites can
+run side by side.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ def _require_milvus() -> None:
 
 
 class ClusterHolder:
-    """One cluster for the session, restarted when a test left the DataCoord under test dead."""
+    """One cluster for the session, restarted when a test left a process dead or another DataCoord active."""
 
     def __init__(self):
         self.cluster: cluster_mod.Cluster | None = None
@@ -60,7 +62,8 @@ class ClusterHolder:
         _require_milvus()
         cmd, _label = datacoord_cmd()
         current = self.cluster
-        if current is not None and all(p.alive() for p in current.procs.values()):
+        alive = current is not None and all(p.alive() for p in current.procs.values())
+        if alive and self._under_test_active(current):
             return current
         if current is not None:
             current.stop()
@@ -70,13 +73,20 @@ class ClusterHolder:
         ttl = os.environ.get("E2E_SESSION_TTL")
         try:
             self.cluster = cluster_mod.Cluster(
-                "e2e", cmd, session_ttl=int(ttl) if ttl else None,
+                os.environ.get("E2E_CLUSTER_NAME", "e2e"), cmd, session_ttl=int(ttl) if ttl else None,
                 healthy_first=os.environ.get("E2E_HEALTHY_AFTER_STANDALONE") != "1",
             ).start()
         except Exception as err:
             self.start_failure = err
             raise
         return self.cluster
+
+    @staticmethod
+    def _under_test_active(cluster: cluster_mod.Cluster) -> bool:
+        # A test that failed midway may leave every process alive but another DataCoord active
+        # (e.g. the Go standby); the next test expects the one under test to hold the key.
+        session = cluster_mod.session_of(cluster.etcd_endpoint)
+        return bool(session) and session.get("Address") == cluster.datacoord_address
 
     def close(self):
         if self.cluster is not None:

@@ -24,6 +24,8 @@ use crate::server::{Active, Server};
 const FLUSH_CHANNELS_ATTEMPTS: u32 = 60;
 const FLUSH_CHANNELS_INITIAL_BACKOFF: Duration = Duration::from_millis(200);
 const FLUSH_CHANNELS_MAX_BACKOFF: Duration = Duration::from_secs(3);
+const POST_FLUSH_INITIAL_BACKOFF: Duration = Duration::from_millis(200);
+const POST_FLUSH_MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Capacity of the flush queue (2.3.5's flushCh).
 pub(crate) const FLUSH_QUEUE: usize = 1024;
 
@@ -450,8 +452,15 @@ pub(crate) async fn run_flush_loop(
         .iter()
         .map(|s| s.id)
         .collect();
+    let flushed_rows: i64 = active
+        .meta
+        .segments_in_states(&[SegmentState::Flushed])
+        .iter()
+        .map(|s| s.num_of_rows.max(0))
+        .sum();
+    active.flushed_rows.inc_by(flushed_rows as u64);
     for segment_id in pending {
-        post_flush(active, segment_id).await;
+        post_flush(active, segment_id, &token).await;
     }
     loop {
         let segment_id = tokio::select! {
@@ -461,24 +470,37 @@ pub(crate) async fn run_flush_loop(
                 None => return,
             },
         };
-        post_flush(active, segment_id).await;
+        post_flush(active, segment_id, &token).await;
     }
 }
 
-async fn post_flush(active: &Active, segment_id: SegmentId) {
-    match active
-        .meta
-        .set_state(segment_id, SegmentState::Flushed)
-        .await
-    {
-        Ok(()) => {
-            if let Some(segment) = active.meta.segment(segment_id) {
-                active
-                    .flushed_rows
-                    .inc_by(segment.num_of_rows.max(0) as u64);
+async fn post_flush(active: &Active, segment_id: SegmentId, token: &CancellationToken) {
+    let mut backoff = POST_FLUSH_INITIAL_BACKOFF;
+    loop {
+        match active
+            .meta
+            .set_state(segment_id, SegmentState::Flushed)
+            .await
+        {
+            Ok(()) => {
+                if let Some(segment) = active.meta.segment(segment_id) {
+                    active
+                        .flushed_rows
+                        .inc_by(segment.num_of_rows.max(0) as u64);
+                }
+                info!(segment_id, "flush segment done");
+                return;
             }
-            info!(segment_id, "flush segment done");
+            Err(err) => {
+                // The segment stays Flushing (and is re-queued at the next start) until this
+                // write lands; keep trying while the store is unavailable.
+                warn!(segment_id, error = %MilvusError::from(err), "post flush failed, retrying");
+                tokio::select! {
+                    _ = token.cancelled() => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(POST_FLUSH_MAX_BACKOFF);
+            }
         }
-        Err(err) => warn!(segment_id, error = %MilvusError::from(err), "post flush failed"),
     }
 }

@@ -9,8 +9,8 @@ use milvus_config::{DataCoordConfig, LoadedConfig};
 use milvus_metastore::{EtcdKv, MetaKv, RootedKv};
 use milvus_proto::milvus::{ComponentInfo, ComponentStates};
 use milvus_rootcoord_client::{
-    Allocator, Broker, ClientConfig, CoordinatorBroker, EtcdResolver, RootCoordAllocator,
-    RootCoordClient,
+    Allocator, Broker, ClientConfig, CoordinatorBroker, EstimatedClock, EtcdResolver,
+    RootCoordAllocator, RootCoordClient,
 };
 use milvus_session::{Session, SessionConfig, SessionRole};
 use milvus_storage::ChunkManager;
@@ -44,6 +44,8 @@ pub const INDEXCOORD_ROLE: &str = "indexcoord";
 /// `common.NotRegisteredID`
 const NOT_REGISTERED_ID: i64 = -1;
 
+/// How stale RootCoord's clock reading for allocation expiry may get before it is re-read.
+const EXPIRY_CLOCK_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
 /// How often the whole meta load is attempted before init fails (2.3.5: 100).
 const META_LOAD_ATTEMPTS: u32 = 100;
 
@@ -426,7 +428,8 @@ impl Server {
         let segments = Arc::new(
             SegmentManager::new(
                 Arc::new(SegmentMeta(meta.clone())),
-                allocator.clone(),
+                // Expiry stamps need RootCoord's clock, not a TSO round trip per AssignSegmentID.
+                Arc::new(EstimatedClock::new(allocator.clone(), EXPIRY_CLOCK_REFRESH)),
                 self.segment_config(),
             )
             .await
