@@ -452,13 +452,6 @@ pub(crate) async fn run_flush_loop(
         .iter()
         .map(|s| s.id)
         .collect();
-    let flushed_rows: i64 = active
-        .meta
-        .segments_in_states(&[SegmentState::Flushed])
-        .iter()
-        .map(|s| s.num_of_rows.max(0))
-        .sum();
-    active.flushed_rows.inc_by(flushed_rows as u64);
     for segment_id in pending {
         post_flush(active, segment_id, &token).await;
     }

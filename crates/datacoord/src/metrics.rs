@@ -25,7 +25,8 @@ pub struct Metrics {
     pub segment_num: IntGaugeVec,
     /// `milvus_datacoord_collection_num`: collections with segments in meta, at each scrape.
     pub collection_num: IntGauge,
-    /// `milvus_datacoord_stored_rows_count`: rows of segments that reached Flushed.
+    /// `milvus_datacoord_stored_rows_count`: rows of segments this process took to Flushed (2.3.5
+    /// also adds the Flushed rows found at load; that would materialise every cold segment).
     pub stored_rows_count: IntCounter,
     /// `milvus_datacoord_consume_datanode_tt_lag_ms{node_id, channel_name}` (physical channel).
     pub datanode_tt_lag_ms: GaugeVec,

@@ -1,16 +1,21 @@
 //! DataCoord's segment metadata: the Milvus 2.3.5 etcd layout ([`Catalog`]; the key families
 //! are catalogued in `src/keys.rs`) and the in-memory index over it ([`Meta`]).
 //!
-//! Segments are held once each as `Arc<SegmentInfo>`, with their logs in the stored logID form
-//! (no paths); [`with_full_paths`] rebuilds paths for responses. Reads are synchronous; writes
-//! persist first, then update memory, one at a time.
+//! Segments are held once each, with their logs in the stored logID form (no paths): the few
+//! that change often (Growing, Sealed, Flushing, Importing) as `Arc<SegmentInfo>`, the bulk
+//! (Flushed, Dropped) in a compact private encoding (~120 bytes each) that reads rebuild into
+//! a fresh `Arc<SegmentInfo>`. [`with_full_paths`] rebuilds paths for responses. Reads are
+//! synchronous; writes persist first, then update memory, one at a time.
 
 mod catalog;
+mod codec;
+mod compact;
 mod error;
 mod index;
 mod keys;
 mod loader;
 mod logs;
+mod merge;
 mod meta;
 mod segment_writes;
 
