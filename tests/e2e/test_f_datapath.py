@@ -189,6 +189,32 @@ def test_collection_statistics_row_count(dp, cluster):
         assert {s.key: s.value for s in response.stats} == {"row_count": str(workload.total)}, workload.name
 
 
+def _metric_samples(text: str, name: str) -> list[tuple[str, float]]:
+    samples = []
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            labels, _, value = line.rpartition(" ")
+            samples.append((labels, float(value)))
+    return samples
+
+
+def test_metrics_report_segments_and_watched_channels(dp, cluster):
+    dp.require("flush_all", cluster)
+    status, body = cluster_mod.http_get(f"{cluster.datacoord_metrics_url}/metrics")
+    assert status == 200
+    flushed_in_etcd = sum(
+        1
+        for workload in dp.workloads
+        for segment in datapath.stored_segments(cluster.etcd_endpoint, workload.collection_id)
+        if datapath.state_name(segment.state) == "Flushed"
+    )
+    flushed = [v for labels, v in _metric_samples(body, "milvus_datacoord_segment_num")
+               if 'segment_state="Flushed"' in labels]
+    assert flushed and flushed[0] >= flushed_in_etcd > 0, (flushed, flushed_in_etcd)
+    watched = sum(v for _, v in _metric_samples(body, "milvus_datacoord_watched_dml_chanel_num"))
+    assert watched >= 2 * len(dp.workloads), watched
+
+
 def test_drop_collection_releases_its_channels_and_drops_its_segments(dp, cluster):
     from pymilvus import utility
 
