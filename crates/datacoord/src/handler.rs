@@ -56,7 +56,7 @@ fn is_flush_state(state: i32) -> bool {
 
 /// Segments of the channel that take part in recovery: real, positioned, not importing, and in
 /// the partitions asked for (none = all).
-fn recovery_segments(
+pub(crate) fn recovery_segments(
     meta: &Meta,
     channel: &str,
     partitions: &[PartitionId],
@@ -84,7 +84,8 @@ pub(crate) fn data_vchan_positions(
     let mut flushed = BTreeSet::new();
     let mut unflushed = BTreeSet::new();
     let mut dropped = BTreeSet::new();
-    for segment in recovery_segments(meta, channel.name, &partitions) {
+    let segments = recovery_segments(meta, channel.name, &partitions);
+    for segment in &segments {
         if segment.state == SegmentState::Dropped as i32 {
             dropped.insert(segment.id);
         } else if is_flush_state(segment.state) {
@@ -104,7 +105,7 @@ pub(crate) fn data_vchan_positions(
     VchannelInfo {
         collection_id: channel.collection_id,
         channel_name: channel.name.to_string(),
-        seek_position: seek_position(meta, collections, channel, &partitions),
+        seek_position: seek_position(meta, collections, channel, &segments),
         flushed_segment_ids: flushed.into_iter().collect(),
         unflushed_segment_ids: unflushed.into_iter().collect(),
         dropped_segment_ids: dropped.into_iter().collect(),
@@ -115,21 +116,22 @@ pub(crate) fn data_vchan_positions(
 /// GetQueryVChanPositions: what querycoord loads. Flushed segments are split by index state only
 /// to replace an unindexed compaction result by its (still present) parents, so a search never
 /// falls back to brute force on a segment whose parents are indexed.
+///
+/// `segments` are the channel's [`recovery_segments`]; the caller keeps them to answer with.
 pub(crate) fn query_vchan_positions(
     meta: &Meta,
     collections: &Collections,
     channel: ChannelRef<'_>,
-    partitions: &[PartitionId],
+    segments: &[Arc<SegmentInfo>],
     is_indexed: &dyn Fn(&SegmentInfo) -> bool,
 ) -> VchannelInfo {
-    let segments = recovery_segments(meta, channel.name, partitions);
     let by_id: HashMap<SegmentId, &SegmentInfo> = segments.iter().map(|s| (s.id, &**s)).collect();
     let mut indexed = BTreeSet::new();
     let mut unindexed = BTreeSet::new();
     let mut dropped = BTreeSet::new();
     let mut growing = BTreeSet::new();
     let mut truly_indexed = BTreeSet::new();
-    for segment in &segments {
+    for segment in segments {
         let flushed_or_dropped =
             is_flush_state(segment.state) || segment.state == SegmentState::Dropped as i32;
         if flushed_or_dropped && is_indexed(segment) {
@@ -183,7 +185,7 @@ pub(crate) fn query_vchan_positions(
     VchannelInfo {
         collection_id: channel.collection_id,
         channel_name: channel.name.to_string(),
-        seek_position: seek_position(meta, collections, channel, partitions),
+        seek_position: seek_position(meta, collections, channel, segments),
         flushed_segment_ids: indexed.into_iter().collect(),
         unflushed_segment_ids: growing.into_iter().collect(),
         dropped_segment_ids: dropped.into_iter().collect(),
@@ -192,12 +194,13 @@ pub(crate) fn query_vchan_positions(
 }
 
 /// Where a consumer of the channel starts: the channel checkpoint, else the earliest position of a
-/// live segment, else the channel's (or collection's) start position.
-pub(crate) fn seek_position(
+/// live segment among the channel's `segments` (its [`recovery_segments`]), else the channel's (or
+/// collection's) start position.
+fn seek_position(
     meta: &Meta,
     collections: &Collections,
     channel: ChannelRef<'_>,
-    partitions: &[PartitionId],
+    segments: &[Arc<SegmentInfo>],
 ) -> Option<MsgPosition> {
     if let Some(checkpoint) = meta.channel_checkpoint(channel.name) {
         info!(
@@ -207,8 +210,8 @@ pub(crate) fn seek_position(
         );
         return Some(checkpoint);
     }
-    let earliest = recovery_segments(meta, channel.name, partitions)
-        .into_iter()
+    let earliest = segments
+        .iter()
         .filter(|s| s.state != SegmentState::Dropped as i32)
         .filter_map(|s| s.dml_position.clone().or_else(|| s.start_position.clone()))
         .min_by_key(|p| p.timestamp);

@@ -2,6 +2,7 @@
 //! few segment-state admin RPCs.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use datacoord_meta::{binlog_row_count, is_flush_state, is_healthy, with_full_paths};
 use milvus_proto::common::{KeyValuePair, SegmentState};
@@ -297,22 +298,26 @@ impl Server {
         let _ = active.collections.get(collection_id).await;
         let mut channels = Vec::new();
         let mut flushed = BTreeSet::new();
+        // Flushed IDs come from these segments; reuse them instead of reading each one again.
+        let mut known: HashMap<SegmentId, Arc<SegmentInfo>> = HashMap::new();
         for (_, name) in active.channels.channels_of_collection(collection_id) {
+            let segments = handler::recovery_segments(&active.meta, &name, &request.partition_i_ds);
             let info = handler::query_vchan_positions(
                 &active.meta,
                 &active.collections,
                 ChannelRef::bare(&name, collection_id),
-                &request.partition_i_ds,
+                &segments,
                 &|s| self.segment_indexed(s),
             );
             flushed.extend(info.flushed_segment_ids.iter().copied());
+            known.extend(segments.into_iter().map(|s| (s.id, s)));
             channels.push(info);
         }
         let mut segments = Vec::with_capacity(flushed.len());
         for id in flushed {
-            let segment = active
-                .meta
-                .segment(id)
+            let segment = known
+                .remove(&id)
+                .or_else(|| active.meta.segment(id))
                 .ok_or_else(|| MilvusError::segment_not_found(id))?;
             if !(is_flush_state(segment.state()) || segment.state == SegmentState::Dropped as i32)
                 || segment.is_importing
@@ -359,22 +364,26 @@ impl Server {
         let partitions = [request.partition_id];
         let mut channels = Vec::new();
         let mut flushed = BTreeSet::new();
+        // Flushed IDs come from these segments; reuse them instead of reading each one again.
+        let mut known: HashMap<SegmentId, Arc<SegmentInfo>> = HashMap::new();
         for name in &described.virtual_channel_names {
+            let segments = handler::recovery_segments(&active.meta, name, &partitions);
             let info = handler::query_vchan_positions(
                 &active.meta,
                 &active.collections,
                 ChannelRef::bare(name, collection_id),
-                &partitions,
+                &segments,
                 &|s| self.segment_indexed(s),
             );
             flushed.extend(info.flushed_segment_ids.iter().copied());
+            known.extend(segments.into_iter().map(|s| (s.id, s)));
             channels.push(info);
         }
         let mut binlogs = Vec::with_capacity(flushed.len());
         for id in flushed {
-            let segment = active
-                .meta
-                .segment(id)
+            let segment = known
+                .remove(&id)
+                .or_else(|| active.meta.segment(id))
                 .ok_or_else(|| MilvusError::segment_not_found(id))?;
             if !(is_flush_state(segment.state()) || segment.state == SegmentState::Dropped as i32)
                 || segment.is_importing
