@@ -42,7 +42,6 @@ import argparse
 import base64
 import dataclasses
 import json
-import os
 import resource
 import shlex
 import shutil
@@ -75,7 +74,6 @@ SYNTH_ROWS = 2000
 BUFFER_NODE = -9223372036854775808
 WATCH_SUCCESS = 3
 PROXY_SERVICE = "milvus.proto.milvus.MilvusService"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -103,14 +101,6 @@ class Tools:
             raise RuntimeError(f"{name} failed ({done.returncode}):\n{done.stderr.strip()}")
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         return json.loads(done.stdout.strip().splitlines()[-1]), cpu
-
-
-def proc_cpu_seconds(proc: cluster_mod.Proc) -> float | None:
-    try:
-        fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
 
 
 # ---------------------------------------------------------------------------------------------
@@ -242,12 +232,12 @@ def part_assign(cluster, tools: Tools, info: dict, args) -> list[dict]:
     levels = []
     for concurrency in args.concurrency:
         proc = cluster.procs["datacoord"]
-        server_before = proc_cpu_seconds(proc)
+        server_before = proc.cpu_seconds()
         result, client_cpu = tools.run_json("assign-bench", [
             *target_args(cluster), "--collection", str(info["collection"]), "--partition", str(info["partition"]),
             "--channels", ",".join(info["channels"]), "--concurrency", str(concurrency),
             "--duration", args.duration, "--rows", str(args.rows)])
-        server_after = proc_cpu_seconds(proc)
+        server_after = proc.cpu_seconds()
         level = result["levels"][0]
         level["server_cpu_s"] = (server_after - server_before) if None not in (server_before, server_after) else None
         level["client_cpu_s"] = client_cpu
@@ -285,10 +275,10 @@ def part_recovery(cluster, tools: Tools, impl: str, cmd: list[str], info: dict, 
         if probe["report"]["errors"] and "Unimplemented" in json.dumps(probe["report"]["error_messages"]):
             break
         time.sleep(1)
-    server_before = proc_cpu_seconds(proc)
+    server_before = proc.cpu_seconds()
     result, client_cpu = tools.run_json("recovery-bench", [*target_args(cluster), "--collection",
                                                            str(info["collection"]), "--calls", str(args.recovery_calls)])
-    server_after = proc_cpu_seconds(proc)
+    server_after = proc.cpu_seconds()
     report = result["report"]
     report.update({
         "synthetic_segments": synth["segments"], "synth_seconds": synth["elapsed"],

@@ -314,6 +314,14 @@ class Proc:
             return None
         return None
 
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU time the process has used so far."""
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
     def log_tail(self, lines: int = 40) -> str:
         try:
             return "\n".join(Path(self.log).read_text(errors="replace").splitlines()[-lines:])

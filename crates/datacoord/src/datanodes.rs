@@ -31,7 +31,7 @@ fn status_result(status: Option<milvus_proto::common::Status>, what: &str) -> Mi
     }
 }
 
-fn transport_error(err: tonic::Status) -> MilvusError {
+pub(crate) fn transport_error(err: tonic::Status) -> MilvusError {
     if err.code() == tonic::Code::Unimplemented {
         return MilvusError::new(ErrorCode::SERVICE_UNIMPLEMENTED).with_desc(err.message());
     }

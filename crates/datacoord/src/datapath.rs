@@ -482,6 +482,7 @@ async fn post_flush(active: &Active, segment_id: SegmentId, token: &Cancellation
                         .inc_by(segment.num_of_rows.max(0) as u64);
                 }
                 info!(segment_id, "flush segment done");
+                active.index_builder.on_segment_flushed(segment_id);
                 return;
             }
             Err(err) => {

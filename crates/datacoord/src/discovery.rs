@@ -8,18 +8,18 @@ use milvus_types::{MilvusError, MilvusResult};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
-use crate::nodes::NodeManager;
+use crate::nodes::NodeSet;
 
 /// DataNodes and QueryNodes older than this are not served by a 2.3 DataCoord.
 const MIN_NODE_VERSION: semver::Version = semver::Version::new(2, 2, 3);
 
 /// Lists the sessions of `role`, adds them to `nodes`, and returns a watcher that continues from
 /// the listed revision, so no change between the two is missed.
-pub(crate) async fn list_and_watch<C: Clone + Send + Sync + 'static>(
+pub(crate) async fn list_and_watch(
     etcd: &etcd_client::Client,
     meta_root: &str,
     role: &'static str,
-    nodes: &NodeManager<C>,
+    nodes: &dyn NodeSet,
 ) -> MilvusResult<SessionWatcher> {
     let min_version = match role {
         "datanode" | "querynode" => Some(MIN_NODE_VERSION),
@@ -31,7 +31,7 @@ pub(crate) async fn list_and_watch<C: Clone + Send + Sync + 'static>(
     for session in sessions.into_values() {
         nodes.add(session);
     }
-    info!(role, nodes = nodes.node_ids().len(), "nodes discovered");
+    info!(role, nodes = nodes.len(), "nodes discovered");
     Ok(watcher)
 }
 
@@ -39,9 +39,9 @@ pub(crate) async fn list_and_watch<C: Clone + Send + Sync + 'static>(
 /// cancelled. A watch that cannot continue, or a channel reassignment that cannot be written,
 /// means our view of the cluster is stale; as in 2.3.5 the server then stops (`lost` tells the
 /// owner).
-pub(crate) async fn run<C: Clone + Send + Sync + 'static>(
+pub(crate) async fn run(
     mut watcher: SessionWatcher,
-    nodes: Arc<NodeManager<C>>,
+    nodes: Arc<dyn NodeSet>,
     channels: Option<Arc<ChannelManager>>,
     token: CancellationToken,
     lost: CancellationToken,

@@ -10,6 +10,7 @@ mod datanodes;
 mod datapath;
 mod discovery;
 mod handler;
+mod indexes;
 mod metrics;
 mod nodes;
 mod queries;

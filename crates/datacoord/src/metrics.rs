@@ -3,7 +3,7 @@
 //! Only metrics whose source exists in this port are registered; a metric that would always read
 //! zero is worse than none.
 
-use prometheus::{GaugeVec, IntCounter, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 fn datacoord_opts(name: &str, help: &str) -> Opts {
     Opts::new(name, help)
@@ -34,6 +34,11 @@ pub struct Metrics {
     pub channel_checkpoint_unix_seconds: GaugeVec,
     /// `milvus_datacoord_watched_dml_chanel_num{node_id}` (2.3.5's spelling) per datanode.
     pub watched_dml_channel_num: IntGaugeVec,
+    /// `milvus_datacoord_index_req_count{status}`: CreateIndex calls (total, success, fail).
+    pub index_req_count: IntCounterVec,
+    /// `milvus_datacoord_index_task_count{collection_id, index_task_status}`: segment-index
+    /// records not marked deleted, by state, refreshed from index meta at each scrape.
+    pub index_task_count: IntGaugeVec,
 }
 
 impl Metrics {
@@ -97,6 +102,16 @@ impl Metrics {
             &["node_id"],
         )
         .expect("valid metric");
+        let index_req_count = IntCounterVec::new(
+            datacoord_opts("index_req_count", "number of building index requests "),
+            &["status"],
+        )
+        .expect("valid metric");
+        let index_task_count = IntGaugeVec::new(
+            datacoord_opts("index_task_count", "number of index tasks of each type"),
+            &["collection_id", "index_task_status"],
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(num_node.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(datanode_num.clone()),
@@ -107,6 +122,8 @@ impl Metrics {
             Box::new(datanode_tt_lag_ms.clone()),
             Box::new(channel_checkpoint_unix_seconds.clone()),
             Box::new(watched_dml_channel_num.clone()),
+            Box::new(index_req_count.clone()),
+            Box::new(index_task_count.clone()),
         ] {
             registry
                 .register(collector)
@@ -129,6 +146,8 @@ impl Metrics {
             datanode_tt_lag_ms,
             channel_checkpoint_unix_seconds,
             watched_dml_channel_num,
+            index_req_count,
+            index_task_count,
         }
     }
 

@@ -16,6 +16,75 @@ struct Node<C> {
     client: Arc<OnceCell<C>>,
 }
 
+/// What service discovery keeps up to date from the sessions of one role.
+pub(crate) trait NodeSet: Send + Sync {
+    /// A node joined (or re-registered with a new session).
+    fn add(&self, session: SessionInfo);
+    /// A node's session is gone.
+    fn remove(&self, node_id: NodeId);
+    /// A node announced a graceful stop.
+    fn mark_stopping(&self, node_id: NodeId);
+    /// How many nodes are known.
+    fn len(&self) -> usize;
+}
+
+impl<C: Clone + Send + Sync + 'static> NodeSet for NodeManager<C> {
+    fn add(&self, session: SessionInfo) {
+        NodeManager::add(self, session)
+    }
+
+    fn remove(&self, node_id: NodeId) {
+        NodeManager::remove(self, node_id)
+    }
+
+    fn mark_stopping(&self, node_id: NodeId) {
+        NodeManager::mark_stopping(self, node_id)
+    }
+
+    fn len(&self) -> usize {
+        self.nodes.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+/// The index engine versions of the QueryNodes: IndexNodes are asked to build with the lowest
+/// current version any QueryNode runs, so every QueryNode can load what is built.
+#[derive(Default)]
+pub(crate) struct EngineVersions {
+    current: RwLock<BTreeMap<NodeId, i32>>,
+}
+
+impl EngineVersions {
+    /// The minimum current version over the QueryNodes; 0 when there are none.
+    pub(crate) fn current(&self) -> i32 {
+        let current = self.current.read().unwrap_or_else(|e| e.into_inner());
+        current.values().copied().min().unwrap_or(0)
+    }
+}
+
+impl NodeSet for EngineVersions {
+    fn add(&self, session: SessionInfo) {
+        let version = session.index_engine_version.current_index_version;
+        info!(
+            node_id = session.server_id,
+            version, "querynode index engine version"
+        );
+        let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
+        current.insert(session.server_id, version);
+    }
+
+    fn remove(&self, node_id: NodeId) {
+        let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
+        current.remove(&node_id);
+    }
+
+    // A stopping QueryNode still serves what it loaded; its version still counts.
+    fn mark_stopping(&self, _node_id: NodeId) {}
+
+    fn len(&self) -> usize {
+        self.current.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
 /// The live nodes of one role (`datanode` or `indexnode`), keyed by ServerID.
 pub(crate) struct NodeManager<C> {
     role: &'static str,
@@ -66,6 +135,16 @@ impl<C: Clone + Send + Sync + 'static> NodeManager<C> {
             info!(role = self.role, node_id, "node stopping");
             node.stopping = true;
         }
+    }
+
+    /// ServerIDs of the known nodes, ascending, with whether each announced a graceful stop.
+    pub(crate) fn node_states(&self) -> Vec<(NodeId, bool)> {
+        self.nodes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(id, node)| (*id, node.stopping))
+            .collect()
     }
 
     /// ServerIDs of the known nodes, ascending.

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use datacoord_meta::{binlog_row_count, is_flush_state, is_healthy, with_full_paths};
-use milvus_proto::common::{KeyValuePair, SegmentState};
+use milvus_proto::common::{IndexState, KeyValuePair, SegmentState};
 use milvus_proto::data::{
     AlterCollectionRequest, FieldBinlog, GetFlushStateRequest, GetRecoveryInfoRequest,
     GetRecoveryInfoRequestV2, GetRecoveryInfoResponse, GetRecoveryInfoResponseV2,
@@ -13,14 +13,15 @@ use milvus_proto::data::{
 };
 use milvus_proto::internal::StringList;
 use milvus_proto::msg::MsgPosition;
+use milvus_proto::schema::DataType;
 use milvus_types::{
-    CollectionId, ErrorCode, MilvusError, MilvusResult, PartitionId, SegmentId, Status,
+    CollectionId, ErrorCode, FieldId, MilvusError, MilvusResult, PartitionId, SegmentId, Status,
 };
 use tracing::info;
 
 use crate::collections::CollectionInfo;
 use crate::handler::{self, ChannelRef};
-use crate::server::Server;
+use crate::server::{Active, Server};
 
 fn success() -> Option<Status> {
     Some(Status::default())
@@ -279,10 +280,38 @@ impl Server {
         Ok(true)
     }
 
-    /// Whether a flushed segment's index on the collection's vector field is finished. Index
-    /// meta is not kept by this build yet, so no segment counts as indexed.
-    fn segment_indexed(&self, _segment: &SegmentInfo) -> bool {
-        false
+    /// Whether a segment's build of the live index on `vector_field` (the collection's first
+    /// vector field) is Finished. No schema or no index means not indexed.
+    fn segment_indexed(
+        active: &Active,
+        vector_field: Option<FieldId>,
+        segment: &SegmentInfo,
+    ) -> bool {
+        let Some(field_id) = vector_field else {
+            return false;
+        };
+        let index_meta = &active.index_meta;
+        index_meta
+            .live_field_indexes(segment.collection_id, field_id, "")
+            .first()
+            .and_then(|index| index_meta.segment_index_of(segment.id, index.index_id))
+            .is_some_and(|build| build.state == IndexState::Finished)
+    }
+
+    /// The first vector field of a cached collection's schema (the field recovery's index
+    /// check looks at).
+    fn vector_field(active: &Active, collection_id: CollectionId) -> Option<FieldId> {
+        let schema = active.collections.cached(collection_id)?.schema.clone()?;
+        schema
+            .fields
+            .iter()
+            .find(|field| {
+                matches!(
+                    field.data_type(),
+                    DataType::FloatVector | DataType::BinaryVector | DataType::Float16Vector
+                )
+            })
+            .map(|field| field.field_id)
     }
 
     /// GetRecoveryInfoV2 (querycoord's target refresh): channels as assigned to datanodes, and
@@ -296,6 +325,7 @@ impl Server {
         info!(collection_id, partitions = ?request.partition_i_ds, "get recovery info request received");
         // Prime the cache: the seek position may fall back to the collection start position.
         let _ = active.collections.get(collection_id).await;
+        let vector_field = Self::vector_field(active, collection_id);
         let mut channels = Vec::new();
         let mut flushed = BTreeSet::new();
         // Flushed IDs come from these segments; reuse them instead of reading each one again.
@@ -307,7 +337,7 @@ impl Server {
                 &active.collections,
                 ChannelRef::bare(&name, collection_id),
                 &segments,
-                &|s| self.segment_indexed(s),
+                &|s| Self::segment_indexed(active, vector_field, s),
             );
             flushed.extend(info.flushed_segment_ids.iter().copied());
             known.extend(segments.into_iter().map(|s| (s.id, s)));
@@ -360,6 +390,7 @@ impl Server {
             .describe_collection_internal(collection_id)
             .await?;
         let _ = active.collections.get(collection_id).await;
+        let vector_field = Self::vector_field(active, collection_id);
         let root = self.storage_root();
         let partitions = [request.partition_id];
         let mut channels = Vec::new();
@@ -373,7 +404,7 @@ impl Server {
                 &active.collections,
                 ChannelRef::bare(name, collection_id),
                 &segments,
-                &|s| self.segment_indexed(s),
+                &|s| Self::segment_indexed(active, vector_field, s),
             );
             flushed.extend(info.flushed_segment_ids.iter().copied());
             known.extend(segments.into_iter().map(|s| (s.id, s)));
@@ -453,27 +484,6 @@ impl Server {
             created_at: 0,
         });
         Ok(())
-    }
-
-    /// DropIndex, until index meta lands: a collection without any `field-index` record has
-    /// nothing to drop and succeeds, as 2.3.5 answers it (RootCoord's drop-collection steps stop
-    /// at a failed DropIndex, so this keeps dropping collections working). A collection that has
-    /// index records is refused explicitly rather than pretending they were dropped.
-    pub async fn drop_index(&self, collection_id: CollectionId) -> MilvusResult<()> {
-        let active = self.healthy()?;
-        let prefix = format!("field-index/{collection_id}/");
-        let page = active
-            .catalog_kv
-            .load_prefix_page(&prefix, None, 1)
-            .await
-            .map_err(MilvusError::io_failed)?;
-        if page.kvs.is_empty() {
-            info!(collection_id, "there is no index on collection");
-            return Ok(());
-        }
-        Err(MilvusError::new(ErrorCode::SERVICE_UNIMPLEMENTED)
-            .with_desc("dropping an existing index is not supported by this datacoord yet")
-            .with_field("collectionID", collection_id))
     }
 
     /// GcConfirm (RootCoord): true once no segment key of the collection (partition) is left.

@@ -22,6 +22,8 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use datacoord_cluster::{ChannelConfig, ChannelManager};
+use datacoord_index::{IndexCatalog, IndexMeta};
+use datacoord_index_builder::{BuilderConfig, IndexBuilder};
 use datacoord_meta::{Catalog, Meta};
 use datacoord_segments::{SegmentConfig, SegmentManager};
 use milvus_types::SegmentId;
@@ -32,8 +34,9 @@ use crate::clients::{DataNodeClient, IndexNodeClient, datanode_creator, indexnod
 use crate::collections::Collections;
 use crate::datapath::{FLUSH_QUEUE, run_flush_loop};
 use crate::discovery;
+use crate::indexes::IndexNodeSet;
 use crate::metrics::Metrics;
-use crate::nodes::NodeManager;
+use crate::nodes::{EngineVersions, NodeManager};
 use crate::state::StateCell;
 use crate::system_info::HardwareProbe;
 
@@ -55,14 +58,14 @@ pub(crate) struct Active {
     pub(crate) broker: Arc<dyn Broker>,
     pub(crate) allocator: Arc<dyn Allocator>,
     pub(crate) chunk_manager: ChunkManager,
-    /// The catalog store (etcd or TiKV), for records the meta does not own yet (index meta).
-    pub(crate) catalog_kv: Arc<dyn MetaKv>,
     pub(crate) meta: Arc<Meta>,
+    pub(crate) index_meta: Arc<IndexMeta>,
     pub(crate) collections: Arc<Collections>,
     pub(crate) channels: Arc<ChannelManager>,
     pub(crate) segments: Arc<SegmentManager>,
     pub(crate) datanodes: Arc<NodeManager<DataNodeClient>>,
     pub(crate) indexnodes: Arc<NodeManager<IndexNodeClient>>,
+    pub(crate) index_builder: Arc<IndexBuilder>,
     /// Segments whose binlogs were saved with `flushed`, on their way to Flushed.
     pub(crate) flush_tx: mpsc::Sender<SegmentId>,
     flush_rx: Mutex<Option<mpsc::Receiver<SegmentId>>>,
@@ -193,8 +196,43 @@ impl Server {
                     .with_label_values(&[&node_id, &channel])
                     .set(physical_ms as f64 / 1000.0);
             }
+            self.refresh_index_task_count(&active.index_meta);
         }
         self.metrics.registry().gather()
+    }
+
+    /// `index_task_count`: every collection with a segment-index record gets all four states
+    /// (zeros included), as 2.3.5 reports them.
+    fn refresh_index_task_count(&self, index_meta: &IndexMeta) {
+        use milvus_proto::common::IndexState;
+        let mut counts: std::collections::BTreeMap<i64, [i64; 4]> = Default::default();
+        for build in index_meta.all_segment_indexes() {
+            if build.deleted {
+                continue;
+            }
+            let slot = match build.state {
+                IndexState::Unissued => 0,
+                IndexState::InProgress => 1,
+                IndexState::Finished => 2,
+                IndexState::Failed => 3,
+                _ => {
+                    counts.entry(build.collection_id).or_default();
+                    continue;
+                }
+            };
+            counts.entry(build.collection_id).or_default()[slot] += 1;
+        }
+        let gauge = &self.metrics.index_task_count;
+        gauge.reset();
+        for (collection_id, states) in counts {
+            let collection = collection_id.to_string();
+            for (label, count) in ["unissued", "in-progress", "finished", "failed"]
+                .into_iter()
+                .zip(states)
+            {
+                gauge.with_label_values(&[&collection, label]).set(count);
+            }
+        }
     }
 
     /// Runs a background task owned by this server (stopped and awaited by `stop`).
@@ -335,6 +373,7 @@ impl Server {
         info!(backend = ?self.config().metastore, "catalog ready");
 
         let meta = Arc::new(self.load_meta(catalog_kv.clone()).await?);
+        let index_meta = Arc::new(self.load_index_meta(catalog_kv).await?);
         let collections = Arc::new(Collections::new(broker.clone()));
         info!(segments = meta.segment_num(), "meta loaded");
 
@@ -385,14 +424,18 @@ impl Server {
         // channel manager reconciles its stored assignments with the datanodes online now.
         let meta_root = config.etcd.meta_root_path.clone();
         let datanode_watch =
-            discovery::list_and_watch(&etcd, &meta_root, "datanode", &datanodes).await?;
+            discovery::list_and_watch(&etcd, &meta_root, "datanode", datanodes.as_ref()).await?;
         let token = self.shutdown.child_token();
         channels
             .startup(datanodes.node_ids(), token.clone())
             .await
             .map_err(|e| MilvusError::from(e).wrap("channel manager startup"))?;
         let indexnode_watch =
-            discovery::list_and_watch(&etcd, &meta_root, "indexnode", &indexnodes).await?;
+            discovery::list_and_watch(&etcd, &meta_root, "indexnode", indexnodes.as_ref()).await?;
+        let engine_versions = Arc::new(EngineVersions::default());
+        let querynode_watch =
+            discovery::list_and_watch(&etcd, &meta_root, "querynode", engine_versions.as_ref())
+                .await?;
         let lost = self.session_lost.clone();
         {
             // A channel manager that can no longer follow etcd would hand out stale assignments;
@@ -421,6 +464,13 @@ impl Server {
             indexnode_watch,
             indexnodes.clone(),
             None,
+            token.clone(),
+            lost.clone(),
+        ));
+        self.tasks.spawn(discovery::run(
+            querynode_watch,
+            engine_versions.clone(),
+            None,
             token,
             lost,
         ));
@@ -436,18 +486,31 @@ impl Server {
             .map_err(|e| e.wrap("create segment manager"))?,
         );
 
+        let index_builder = Arc::new(IndexBuilder::new(
+            self.builder_config(chunk_manager.root_path()),
+            (*index_meta).clone(),
+            meta.clone(),
+            Arc::new(IndexNodeSet(indexnodes.clone())),
+            allocator.clone(),
+            {
+                let engine_versions = engine_versions.clone();
+                Arc::new(move || engine_versions.current())
+            },
+        ));
+
         let (flush_tx, flush_rx) = mpsc::channel(FLUSH_QUEUE);
         let active = Active {
             broker,
             allocator,
             chunk_manager,
-            catalog_kv,
             meta,
+            index_meta,
             collections,
             channels,
             segments,
             datanodes,
             indexnodes,
+            index_builder,
             flush_tx,
             flush_rx: Mutex::new(Some(flush_rx)),
             flushed_rows: self.metrics.stored_rows_count.clone(),
@@ -471,6 +534,34 @@ impl Server {
                 }
                 Err(err) => return Err(MilvusError::from(err).wrap("load meta")),
             }
+        }
+    }
+
+    /// Loads the index meta (2.3.5 loads it with the segment meta, under the same retry).
+    async fn load_index_meta(&self, kv: Arc<dyn MetaKv>) -> MilvusResult<IndexMeta> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match IndexMeta::load(IndexCatalog::new(kv.clone())).await {
+                Ok(meta) => return Ok(meta),
+                Err(err) if attempt < META_LOAD_ATTEMPTS => {
+                    warn!(attempt, error = %err, "index meta load failed, retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+                Err(err) => return Err(MilvusError::from(err).wrap("load index meta")),
+            }
+        }
+    }
+
+    fn builder_config(&self, chunk_root_path: &str) -> BuilderConfig {
+        let config = self.config();
+        BuilderConfig {
+            cluster_id: config.common.cluster_prefix.clone(),
+            chunk_root_path: chunk_root_path.to_string(),
+            storage_config: config.storage.to_index_storage_config(),
+            interval: config.indexcoord.scheduler_interval,
+            min_segment_rows: config.indexcoord.min_segment_num_rows_to_enable_index,
+            ..BuilderConfig::default()
         }
     }
 
@@ -502,6 +593,12 @@ impl Server {
                 let token = self.shutdown.child_token();
                 self.tasks.spawn(run_flush_loop(self.arc(), rx, token));
             }
+            let builder = active.index_builder.start(self.shutdown.child_token());
+            self.tasks.spawn(async move {
+                if let Err(err) = builder.await {
+                    error!(error = %err, "index builder task ended abnormally");
+                }
+            });
         }
         self.state.set(StateCode::Healthy);
         info!(node_id = self.server_id(), "datacoord is healthy");

@@ -24,8 +24,13 @@ use milvus_proto::data::{
     UpdateChannelCheckpointRequest, UpdateSegmentStatisticsRequest, WatchChannelsRequest,
     WatchChannelsResponse,
 };
-use milvus_proto::index::DropIndexRequest;
 use milvus_proto::index::index_coord_server::IndexCoord;
+use milvus_proto::index::{
+    CreateIndexRequest, DescribeIndexRequest, DescribeIndexResponse, DropIndexRequest,
+    GetIndexBuildProgressRequest, GetIndexBuildProgressResponse, GetIndexInfoRequest,
+    GetIndexInfoResponse, GetIndexStateRequest, GetIndexStateResponse, GetIndexStatisticsRequest,
+    GetIndexStatisticsResponse, GetSegmentIndexStateRequest, GetSegmentIndexStateResponse,
+};
 use milvus_proto::internal::{
     GetStatisticsChannelRequest, GetTimeTickChannelRequest, ShowConfigurationsRequest,
     ShowConfigurationsResponse,
@@ -74,7 +79,88 @@ with_status!(
     GetRecoveryInfoResponseV2,
     SetSegmentStateResponse,
     GcConfirmResponse,
+    DescribeIndexResponse,
+    GetIndexStatisticsResponse,
+    GetIndexStateResponse,
+    GetSegmentIndexStateResponse,
+    GetIndexBuildProgressResponse,
+    GetIndexInfoResponse,
 );
+
+/// Adds the index RPCs, identical on the DataCoord and the IndexCoord service, to a service
+/// impl block (tonic wants one impl per service trait; this keeps the two from drifting apart).
+/// The block is taken whole so the methods exist before `async_trait` rewrites it.
+macro_rules! with_index_rpcs {
+    ($(#[$attr:meta])* impl $service:ident for $ty:ty { $($body:tt)* }) => {
+        $(#[$attr])*
+        impl $service for $ty {
+        $($body)*
+        async fn create_index(&self, request: Request<CreateIndexRequest>) -> RpcResult<Status> {
+            status_only(self.core.create_index(request.into_inner()).await)
+        }
+
+        async fn describe_index(
+            &self,
+            request: Request<DescribeIndexRequest>,
+        ) -> RpcResult<DescribeIndexResponse> {
+            respond(
+                self.core
+                    .describe_index(request.get_ref())
+                    .map(|index_infos| DescribeIndexResponse {
+                        status: success(),
+                        index_infos,
+                    }),
+            )
+        }
+
+        async fn get_index_statistics(
+            &self,
+            request: Request<GetIndexStatisticsRequest>,
+        ) -> RpcResult<GetIndexStatisticsResponse> {
+            respond(
+                self.core
+                    .get_index_statistics(request.get_ref())
+                    .map(|index_infos| GetIndexStatisticsResponse {
+                        status: success(),
+                        index_infos,
+                    }),
+            )
+        }
+
+        async fn get_index_state(
+            &self,
+            request: Request<GetIndexStateRequest>,
+        ) -> RpcResult<GetIndexStateResponse> {
+            respond(self.core.get_index_state(request.get_ref()))
+        }
+
+        async fn get_segment_index_state(
+            &self,
+            request: Request<GetSegmentIndexStateRequest>,
+        ) -> RpcResult<GetSegmentIndexStateResponse> {
+            respond(self.core.get_segment_index_state(request.get_ref()))
+        }
+
+        async fn get_index_build_progress(
+            &self,
+            request: Request<GetIndexBuildProgressRequest>,
+        ) -> RpcResult<GetIndexBuildProgressResponse> {
+            respond(self.core.get_index_build_progress(request.get_ref()))
+        }
+
+        async fn get_index_infos(
+            &self,
+            request: Request<GetIndexInfoRequest>,
+        ) -> RpcResult<GetIndexInfoResponse> {
+            respond(self.core.get_index_infos(request.get_ref()))
+        }
+
+        async fn drop_index(&self, request: Request<DropIndexRequest>) -> RpcResult<Status> {
+            status_only(self.core.drop_index(request.get_ref()).await)
+        }
+        }
+    };
+}
 
 fn respond<T: WithStatus>(result: MilvusResult<T>) -> RpcResult<T> {
     Ok(Response::new(result.unwrap_or_else(|err| {
@@ -179,352 +265,341 @@ fn string_response(result: MilvusResult<String>) -> StringResponse {
     }
 }
 
-#[tonic::async_trait]
-impl DataCoord for DataCoordService {
-    async fn get_component_states(
-        &self,
-        _request: Request<GetComponentStatesRequest>,
-    ) -> RpcResult<ComponentStates> {
-        self.component_states()
-    }
+with_index_rpcs! {
+    #[tonic::async_trait]
+    impl DataCoord for DataCoordService {
+        async fn get_component_states(
+            &self,
+            _request: Request<GetComponentStatesRequest>,
+        ) -> RpcResult<ComponentStates> {
+            self.component_states()
+        }
 
-    async fn get_time_tick_channel(
-        &self,
-        _request: Request<GetTimeTickChannelRequest>,
-    ) -> RpcResult<StringResponse> {
-        Ok(Response::new(string_response(Ok(self
-            .core
-            .time_tick_channel()))))
-    }
+        async fn get_time_tick_channel(
+            &self,
+            _request: Request<GetTimeTickChannelRequest>,
+        ) -> RpcResult<StringResponse> {
+            Ok(Response::new(string_response(Ok(self
+                .core
+                .time_tick_channel()))))
+        }
 
-    async fn get_statistics_channel(
-        &self,
-        _request: Request<GetStatisticsChannelRequest>,
-    ) -> RpcResult<StringResponse> {
-        self.statistics_channel()
-    }
+        async fn get_statistics_channel(
+            &self,
+            _request: Request<GetStatisticsChannelRequest>,
+        ) -> RpcResult<StringResponse> {
+            self.statistics_channel()
+        }
 
-    async fn get_segment_info_channel(
-        &self,
-        _request: Request<GetSegmentInfoChannelRequest>,
-    ) -> RpcResult<StringResponse> {
-        Ok(Response::new(string_response(Ok(self
-            .core
-            .segment_info_channel()))))
-    }
+        async fn get_segment_info_channel(
+            &self,
+            _request: Request<GetSegmentInfoChannelRequest>,
+        ) -> RpcResult<StringResponse> {
+            Ok(Response::new(string_response(Ok(self
+                .core
+                .segment_info_channel()))))
+        }
 
-    async fn show_configurations(
-        &self,
-        request: Request<ShowConfigurationsRequest>,
-    ) -> RpcResult<ShowConfigurationsResponse> {
-        Self::show_configurations(self, request.into_inner())
-    }
+        async fn show_configurations(
+            &self,
+            request: Request<ShowConfigurationsRequest>,
+        ) -> RpcResult<ShowConfigurationsResponse> {
+            Self::show_configurations(self, request.into_inner())
+        }
 
-    async fn get_metrics(
-        &self,
-        request: Request<GetMetricsRequest>,
-    ) -> RpcResult<GetMetricsResponse> {
-        self.metrics(request.into_inner()).await
-    }
+        async fn get_metrics(
+            &self,
+            request: Request<GetMetricsRequest>,
+        ) -> RpcResult<GetMetricsResponse> {
+            self.metrics(request.into_inner()).await
+        }
 
-    async fn check_health(
-        &self,
-        _request: Request<CheckHealthRequest>,
-    ) -> RpcResult<CheckHealthResponse> {
-        Self::check_health(self).await
-    }
+        async fn check_health(
+            &self,
+            _request: Request<CheckHealthRequest>,
+        ) -> RpcResult<CheckHealthResponse> {
+            Self::check_health(self).await
+        }
 
-    async fn watch_channels(
-        &self,
-        request: Request<WatchChannelsRequest>,
-    ) -> RpcResult<WatchChannelsResponse> {
-        let result = self.core.watch_channels(request.into_inner()).await;
-        respond(result.map(|()| WatchChannelsResponse { status: success() }))
-    }
+        async fn watch_channels(
+            &self,
+            request: Request<WatchChannelsRequest>,
+        ) -> RpcResult<WatchChannelsResponse> {
+            let result = self.core.watch_channels(request.into_inner()).await;
+            respond(result.map(|()| WatchChannelsResponse { status: success() }))
+        }
 
-    async fn assign_segment_id(
-        &self,
-        request: Request<AssignSegmentIdRequest>,
-    ) -> RpcResult<AssignSegmentIdResponse> {
-        let result = self.core.assign_segment_id(request.into_inner()).await;
-        respond(result.map(|seg_id_assignments| AssignSegmentIdResponse {
-            seg_id_assignments,
-            status: success(),
-        }))
-    }
-
-    async fn flush(&self, request: Request<FlushRequest>) -> RpcResult<FlushResponse> {
-        respond(self.core.flush(request.into_inner()).await)
-    }
-
-    async fn report_data_node_tt_msgs(
-        &self,
-        request: Request<ReportDataNodeTtMsgsRequest>,
-    ) -> RpcResult<Status> {
-        status_only(
-            self.core
-                .report_datanode_tt_msgs(request.into_inner())
-                .await,
-        )
-    }
-
-    async fn update_segment_statistics(
-        &self,
-        request: Request<UpdateSegmentStatisticsRequest>,
-    ) -> RpcResult<Status> {
-        status_only(self.core.update_segment_statistics(request.into_inner()))
-    }
-
-    async fn update_channel_checkpoint(
-        &self,
-        request: Request<UpdateChannelCheckpointRequest>,
-    ) -> RpcResult<Status> {
-        status_only(
-            self.core
-                .update_channel_checkpoint(request.into_inner())
-                .await,
-        )
-    }
-
-    async fn save_binlog_paths(
-        &self,
-        request: Request<SaveBinlogPathsRequest>,
-    ) -> RpcResult<Status> {
-        status_only(self.core.save_binlog_paths(request.into_inner()).await)
-    }
-
-    async fn drop_virtual_channel(
-        &self,
-        request: Request<DropVirtualChannelRequest>,
-    ) -> RpcResult<DropVirtualChannelResponse> {
-        let result = self.core.drop_virtual_channel(request.into_inner()).await;
-        respond(result.map(|()| DropVirtualChannelResponse { status: success() }))
-    }
-
-    async fn get_segment_info(
-        &self,
-        request: Request<GetSegmentInfoRequest>,
-    ) -> RpcResult<GetSegmentInfoResponse> {
-        respond(self.core.get_segment_info(request.into_inner()))
-    }
-
-    async fn get_segment_states(
-        &self,
-        request: Request<GetSegmentStatesRequest>,
-    ) -> RpcResult<GetSegmentStatesResponse> {
-        let request = request.into_inner();
-        let result = self.core.get_segment_states(&request.segment_i_ds);
-        respond(result.map(|states| GetSegmentStatesResponse {
-            status: success(),
-            states,
-        }))
-    }
-
-    async fn get_insert_binlog_paths(
-        &self,
-        request: Request<GetInsertBinlogPathsRequest>,
-    ) -> RpcResult<GetInsertBinlogPathsResponse> {
-        let result = self
-            .core
-            .get_insert_binlog_paths(request.into_inner().segment_id);
-        respond(
-            result.map(|(field_i_ds, paths)| GetInsertBinlogPathsResponse {
-                field_i_ds,
-                paths,
+        async fn assign_segment_id(
+            &self,
+            request: Request<AssignSegmentIdRequest>,
+        ) -> RpcResult<AssignSegmentIdResponse> {
+            let result = self.core.assign_segment_id(request.into_inner()).await;
+            respond(result.map(|seg_id_assignments| AssignSegmentIdResponse {
+                seg_id_assignments,
                 status: success(),
-            }),
-        )
-    }
+            }))
+        }
 
-    async fn get_collection_statistics(
-        &self,
-        request: Request<GetCollectionStatisticsRequest>,
-    ) -> RpcResult<GetCollectionStatisticsResponse> {
-        let result = self
-            .core
-            .get_collection_statistics(request.into_inner().collection_id);
-        respond(result.map(|stats| GetCollectionStatisticsResponse {
-            stats,
-            status: success(),
-        }))
-    }
+        async fn flush(&self, request: Request<FlushRequest>) -> RpcResult<FlushResponse> {
+            respond(self.core.flush(request.into_inner()).await)
+        }
 
-    async fn get_partition_statistics(
-        &self,
-        request: Request<GetPartitionStatisticsRequest>,
-    ) -> RpcResult<GetPartitionStatisticsResponse> {
-        let request = request.into_inner();
-        let result = self
-            .core
-            .get_partition_statistics(request.collection_id, &request.partition_i_ds);
-        respond(result.map(|stats| GetPartitionStatisticsResponse {
-            stats,
-            status: success(),
-        }))
-    }
+        async fn report_data_node_tt_msgs(
+            &self,
+            request: Request<ReportDataNodeTtMsgsRequest>,
+        ) -> RpcResult<Status> {
+            status_only(
+                self.core
+                    .report_datanode_tt_msgs(request.into_inner())
+                    .await,
+            )
+        }
 
-    async fn get_flushed_segments(
-        &self,
-        request: Request<GetFlushedSegmentsRequest>,
-    ) -> RpcResult<GetFlushedSegmentsResponse> {
-        let request = request.into_inner();
-        let result = self.core.get_flushed_segments(
-            request.collection_id,
-            request.partition_id,
-            request.include_unhealthy,
-        );
-        respond(result.map(|segments| GetFlushedSegmentsResponse {
-            status: success(),
-            segments,
-        }))
-    }
+        async fn update_segment_statistics(
+            &self,
+            request: Request<UpdateSegmentStatisticsRequest>,
+        ) -> RpcResult<Status> {
+            status_only(self.core.update_segment_statistics(request.into_inner()))
+        }
 
-    async fn get_segments_by_states(
-        &self,
-        request: Request<GetSegmentsByStatesRequest>,
-    ) -> RpcResult<GetSegmentsByStatesResponse> {
-        let request = request.into_inner();
-        let result = self.core.get_segments_by_states(
-            request.collection_id,
-            request.partition_id,
-            &request.states,
-        );
-        respond(result.map(|segments| GetSegmentsByStatesResponse {
-            status: success(),
-            segments,
-        }))
-    }
+        async fn update_channel_checkpoint(
+            &self,
+            request: Request<UpdateChannelCheckpointRequest>,
+        ) -> RpcResult<Status> {
+            status_only(
+                self.core
+                    .update_channel_checkpoint(request.into_inner())
+                    .await,
+            )
+        }
 
-    async fn get_flush_state(
-        &self,
-        request: Request<GetFlushStateRequest>,
-    ) -> RpcResult<GetFlushStateResponse> {
-        let result = self.core.get_flush_state(&request.into_inner());
-        respond(result.map(|flushed| GetFlushStateResponse {
-            status: success(),
-            flushed,
-        }))
-    }
+        async fn save_binlog_paths(
+            &self,
+            request: Request<SaveBinlogPathsRequest>,
+        ) -> RpcResult<Status> {
+            status_only(self.core.save_binlog_paths(request.into_inner()).await)
+        }
 
-    async fn get_flush_all_state(
-        &self,
-        request: Request<GetFlushAllStateRequest>,
-    ) -> RpcResult<GetFlushAllStateResponse> {
-        let request = request.into_inner();
-        let result = self
-            .core
-            .get_flush_all_state(&request.db_name, request.flush_all_ts)
-            .await;
-        respond(result.map(|flushed| GetFlushAllStateResponse {
-            status: success(),
-            flushed,
-        }))
-    }
+        async fn drop_virtual_channel(
+            &self,
+            request: Request<DropVirtualChannelRequest>,
+        ) -> RpcResult<DropVirtualChannelResponse> {
+            let result = self.core.drop_virtual_channel(request.into_inner()).await;
+            respond(result.map(|()| DropVirtualChannelResponse { status: success() }))
+        }
 
-    async fn get_recovery_info(
-        &self,
-        request: Request<GetRecoveryInfoRequest>,
-    ) -> RpcResult<GetRecoveryInfoResponse> {
-        respond(self.core.get_recovery_info(request.into_inner()).await)
-    }
+        async fn get_segment_info(
+            &self,
+            request: Request<GetSegmentInfoRequest>,
+        ) -> RpcResult<GetSegmentInfoResponse> {
+            respond(self.core.get_segment_info(request.into_inner()))
+        }
 
-    async fn get_recovery_info_v2(
-        &self,
-        request: Request<GetRecoveryInfoRequestV2>,
-    ) -> RpcResult<GetRecoveryInfoResponseV2> {
-        respond(self.core.get_recovery_info_v2(request.into_inner()).await)
-    }
+        async fn get_segment_states(
+            &self,
+            request: Request<GetSegmentStatesRequest>,
+        ) -> RpcResult<GetSegmentStatesResponse> {
+            let request = request.into_inner();
+            let result = self.core.get_segment_states(&request.segment_i_ds);
+            respond(result.map(|states| GetSegmentStatesResponse {
+                status: success(),
+                states,
+            }))
+        }
 
-    async fn set_segment_state(
-        &self,
-        request: Request<SetSegmentStateRequest>,
-    ) -> RpcResult<SetSegmentStateResponse> {
-        let request = request.into_inner();
-        let result = self
-            .core
-            .set_segment_state(request.segment_id, request.new_state)
-            .await;
-        respond(result.map(|()| SetSegmentStateResponse { status: success() }))
-    }
+        async fn get_insert_binlog_paths(
+            &self,
+            request: Request<GetInsertBinlogPathsRequest>,
+        ) -> RpcResult<GetInsertBinlogPathsResponse> {
+            let result = self
+                .core
+                .get_insert_binlog_paths(request.into_inner().segment_id);
+            respond(
+                result.map(|(field_i_ds, paths)| GetInsertBinlogPathsResponse {
+                    field_i_ds,
+                    paths,
+                    status: success(),
+                }),
+            )
+        }
 
-    async fn mark_segments_dropped(
-        &self,
-        request: Request<MarkSegmentsDroppedRequest>,
-    ) -> RpcResult<Status> {
-        let request = request.into_inner();
-        status_only(self.core.mark_segments_dropped(&request.segment_ids).await)
-    }
+        async fn get_collection_statistics(
+            &self,
+            request: Request<GetCollectionStatisticsRequest>,
+        ) -> RpcResult<GetCollectionStatisticsResponse> {
+            let result = self
+                .core
+                .get_collection_statistics(request.into_inner().collection_id);
+            respond(result.map(|stats| GetCollectionStatisticsResponse {
+                stats,
+                status: success(),
+            }))
+        }
 
-    async fn broadcast_altered_collection(
-        &self,
-        request: Request<AlterCollectionRequest>,
-    ) -> RpcResult<Status> {
-        status_only(self.core.broadcast_altered_collection(request.into_inner()))
-    }
+        async fn get_partition_statistics(
+            &self,
+            request: Request<GetPartitionStatisticsRequest>,
+        ) -> RpcResult<GetPartitionStatisticsResponse> {
+            let request = request.into_inner();
+            let result = self
+                .core
+                .get_partition_statistics(request.collection_id, &request.partition_i_ds);
+            respond(result.map(|stats| GetPartitionStatisticsResponse {
+                stats,
+                status: success(),
+            }))
+        }
 
-    async fn drop_index(&self, request: Request<DropIndexRequest>) -> RpcResult<Status> {
-        status_only(
-            self.core
-                .drop_index(request.into_inner().collection_id)
-                .await,
-        )
-    }
+        async fn get_flushed_segments(
+            &self,
+            request: Request<GetFlushedSegmentsRequest>,
+        ) -> RpcResult<GetFlushedSegmentsResponse> {
+            let request = request.into_inner();
+            let result = self.core.get_flushed_segments(
+                request.collection_id,
+                request.partition_id,
+                request.include_unhealthy,
+            );
+            respond(result.map(|segments| GetFlushedSegmentsResponse {
+                status: success(),
+                segments,
+            }))
+        }
 
-    async fn gc_confirm(&self, request: Request<GcConfirmRequest>) -> RpcResult<GcConfirmResponse> {
-        let request = request.into_inner();
-        let result = self
-            .core
-            .gc_confirm(request.collection_id, request.partition_id)
-            .await;
-        respond(result.map(|gc_finished| GcConfirmResponse {
-            status: success(),
-            gc_finished,
-        }))
+        async fn get_segments_by_states(
+            &self,
+            request: Request<GetSegmentsByStatesRequest>,
+        ) -> RpcResult<GetSegmentsByStatesResponse> {
+            let request = request.into_inner();
+            let result = self.core.get_segments_by_states(
+                request.collection_id,
+                request.partition_id,
+                &request.states,
+            );
+            respond(result.map(|segments| GetSegmentsByStatesResponse {
+                status: success(),
+                segments,
+            }))
+        }
+
+        async fn get_flush_state(
+            &self,
+            request: Request<GetFlushStateRequest>,
+        ) -> RpcResult<GetFlushStateResponse> {
+            let result = self.core.get_flush_state(&request.into_inner());
+            respond(result.map(|flushed| GetFlushStateResponse {
+                status: success(),
+                flushed,
+            }))
+        }
+
+        async fn get_flush_all_state(
+            &self,
+            request: Request<GetFlushAllStateRequest>,
+        ) -> RpcResult<GetFlushAllStateResponse> {
+            let request = request.into_inner();
+            let result = self
+                .core
+                .get_flush_all_state(&request.db_name, request.flush_all_ts)
+                .await;
+            respond(result.map(|flushed| GetFlushAllStateResponse {
+                status: success(),
+                flushed,
+            }))
+        }
+
+        async fn get_recovery_info(
+            &self,
+            request: Request<GetRecoveryInfoRequest>,
+        ) -> RpcResult<GetRecoveryInfoResponse> {
+            respond(self.core.get_recovery_info(request.into_inner()).await)
+        }
+
+        async fn get_recovery_info_v2(
+            &self,
+            request: Request<GetRecoveryInfoRequestV2>,
+        ) -> RpcResult<GetRecoveryInfoResponseV2> {
+            respond(self.core.get_recovery_info_v2(request.into_inner()).await)
+        }
+
+        async fn set_segment_state(
+            &self,
+            request: Request<SetSegmentStateRequest>,
+        ) -> RpcResult<SetSegmentStateResponse> {
+            let request = request.into_inner();
+            let result = self
+                .core
+                .set_segment_state(request.segment_id, request.new_state)
+                .await;
+            respond(result.map(|()| SetSegmentStateResponse { status: success() }))
+        }
+
+        async fn mark_segments_dropped(
+            &self,
+            request: Request<MarkSegmentsDroppedRequest>,
+        ) -> RpcResult<Status> {
+            let request = request.into_inner();
+            status_only(self.core.mark_segments_dropped(&request.segment_ids).await)
+        }
+
+        async fn broadcast_altered_collection(
+            &self,
+            request: Request<AlterCollectionRequest>,
+        ) -> RpcResult<Status> {
+            status_only(self.core.broadcast_altered_collection(request.into_inner()))
+        }
+
+
+        async fn gc_confirm(&self, request: Request<GcConfirmRequest>) -> RpcResult<GcConfirmResponse> {
+            let request = request.into_inner();
+            let result = self
+                .core
+                .gc_confirm(request.collection_id, request.partition_id)
+                .await;
+            respond(result.map(|gc_finished| GcConfirmResponse {
+                status: success(),
+                gc_finished,
+            }))
+        }
     }
 }
 
-#[tonic::async_trait]
-impl IndexCoord for DataCoordService {
-    async fn drop_index(&self, request: Request<DropIndexRequest>) -> RpcResult<Status> {
-        status_only(
-            self.core
-                .drop_index(request.into_inner().collection_id)
-                .await,
-        )
-    }
+with_index_rpcs! {
+    #[tonic::async_trait]
+    impl IndexCoord for DataCoordService {
+        async fn get_component_states(
+            &self,
+            _request: Request<GetComponentStatesRequest>,
+        ) -> RpcResult<ComponentStates> {
+            self.component_states()
+        }
 
-    async fn get_component_states(
-        &self,
-        _request: Request<GetComponentStatesRequest>,
-    ) -> RpcResult<ComponentStates> {
-        self.component_states()
-    }
+        async fn get_statistics_channel(
+            &self,
+            _request: Request<GetStatisticsChannelRequest>,
+        ) -> RpcResult<StringResponse> {
+            self.statistics_channel()
+        }
 
-    async fn get_statistics_channel(
-        &self,
-        _request: Request<GetStatisticsChannelRequest>,
-    ) -> RpcResult<StringResponse> {
-        self.statistics_channel()
-    }
+        async fn show_configurations(
+            &self,
+            request: Request<ShowConfigurationsRequest>,
+        ) -> RpcResult<ShowConfigurationsResponse> {
+            Self::show_configurations(self, request.into_inner())
+        }
 
-    async fn show_configurations(
-        &self,
-        request: Request<ShowConfigurationsRequest>,
-    ) -> RpcResult<ShowConfigurationsResponse> {
-        Self::show_configurations(self, request.into_inner())
-    }
+        async fn get_metrics(
+            &self,
+            request: Request<GetMetricsRequest>,
+        ) -> RpcResult<GetMetricsResponse> {
+            self.metrics(request.into_inner()).await
+        }
 
-    async fn get_metrics(
-        &self,
-        request: Request<GetMetricsRequest>,
-    ) -> RpcResult<GetMetricsResponse> {
-        self.metrics(request.into_inner()).await
-    }
-
-    async fn check_health(
-        &self,
-        _request: Request<CheckHealthRequest>,
-    ) -> RpcResult<CheckHealthResponse> {
-        Self::check_health(self).await
+        async fn check_health(
+            &self,
+            _request: Request<CheckHealthRequest>,
+        ) -> RpcResult<CheckHealthResponse> {
+            Self::check_health(self).await
+        }
     }
 }

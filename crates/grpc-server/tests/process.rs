@@ -195,7 +195,7 @@ fn readme_unimplemented(service: &str) -> Vec<String> {
     items
         .split(',')
         .map(|m| m.trim().to_string())
-        .filter(|m| !m.is_empty())
+        .filter(|m| !m.is_empty() && m != "none")
         .collect()
 }
 

@@ -1,0 +1,108 @@
+//! Builder configuration: the `indexCoord.*` keys it reads and what `CreateJob` needs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Directory under the chunk manager root where IndexNodes write index files (FACTS 1.10).
+pub const INDEX_FILES_DIR: &str = "index_files";
+
+/// Time an IndexNode gets to answer any one call (2.3.5's `reqTimeoutInterval`).
+pub const NODE_RPC_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Default of `indexCoord.scheduler.interval` (1000 ms).
+pub const DEFAULT_SCHEDULER_INTERVAL: Duration = Duration::from_millis(1000);
+
+/// Default of `indexCoord.segment.minSegmentNumRowsToEnableIndex`.
+pub const DEFAULT_MIN_SEGMENT_ROWS: i64 = 1024;
+
+/// Period of the sweep for segments missing a task (fixed at one minute in 2.3.5).
+pub const DEFAULT_CREATE_INDEX_CHECK_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The index engine version to put in `CreateJob.current_index_version`; the server derives
+/// it from QueryNode sessions (FACTS 1.9) and may change it at any time.
+pub type EngineVersion = Arc<dyn Fn() -> i32 + Send + Sync>;
+
+/// What the builder needs from configuration.
+#[derive(Clone, Debug)]
+pub struct BuilderConfig {
+    /// `msgChannel.chanNamePrefix.cluster` (`by-dev`), sent as `clusterID`.
+    pub cluster_id: String,
+    /// Root path of the chunk manager (`minio.rootPath` or `localStorage.path`): binlog paths
+    /// are rebuilt under it and index files go to `{root}/index_files`.
+    pub chunk_root_path: String,
+    /// `CreateJob.storage_config`, as `milvus_storage::StorageConfig::to_index_storage_config`
+    /// builds it.
+    pub storage_config: milvus_proto::index::StorageConfig,
+    /// `indexCoord.scheduler.interval`.
+    pub interval: Duration,
+    /// `indexCoord.segment.minSegmentNumRowsToEnableIndex`: smaller segments are marked
+    /// Finished without a build (refreshable through `IndexBuilder::set_min_segment_rows`).
+    pub min_segment_rows: i64,
+    /// Period of the sweep for Flushed/Flushing segments missing a task.
+    pub create_index_check_interval: Duration,
+}
+
+impl Default for BuilderConfig {
+    fn default() -> Self {
+        Self {
+            cluster_id: "by-dev".to_string(),
+            chunk_root_path: "files".to_string(),
+            storage_config: milvus_proto::index::StorageConfig::default(),
+            interval: DEFAULT_SCHEDULER_INTERVAL,
+            min_segment_rows: DEFAULT_MIN_SEGMENT_ROWS,
+            create_index_check_interval: DEFAULT_CREATE_INDEX_CHECK_INTERVAL,
+        }
+    }
+}
+
+impl BuilderConfig {
+    /// `CreateJob.index_file_prefix`: `path.Join(chunk root, "index_files")`.
+    pub fn index_file_prefix(&self) -> String {
+        join_clean(&self.chunk_root_path, INDEX_FILES_DIR)
+    }
+}
+
+/// Joins two path parts and cleans the result the way Go's `path.Join` does: empty and `.`
+/// elements dropped, `..` resolved, a leading `/` kept, no trailing `/`.
+fn join_clean(root: &str, tail: &str) -> String {
+    let rooted = root.starts_with('/') || (root.is_empty() && tail.starts_with('/'));
+    let mut kept: Vec<&str> = Vec::new();
+    for element in root.split('/').chain(tail.split('/')) {
+        match element {
+            "" | "." => {}
+            ".." => match kept.last() {
+                Some(&last) if last != ".." => {
+                    kept.pop();
+                }
+                _ if rooted => {}
+                _ => kept.push(".."),
+            },
+            name => kept.push(name),
+        }
+    }
+    let joined = kept.join("/");
+    if rooted { format!("/{joined}") } else { joined }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_file_prefix_joins_like_go_path_join() {
+        let cases = [
+            ("files", "files/index_files"),
+            ("", "index_files"),
+            ("/var/lib/milvus/data/", "/var/lib/milvus/data/index_files"),
+            ("/", "/index_files"),
+            ("a//b/./c/../d", "a/b/d/index_files"),
+        ];
+        for (root, expected) in cases {
+            let config = BuilderConfig {
+                chunk_root_path: root.to_string(),
+                ..BuilderConfig::default()
+            };
+            assert_eq!(config.index_file_prefix(), expected, "root {root:?}");
+        }
+    }
+}
