@@ -281,3 +281,21 @@ def test_create_index_is_idempotent_and_one_index_per_field(run, cluster, main):
     info = ix.describe_index(run.datacoord(), workload.collection_id, VEC_INDEX)[VEC_INDEX]
     assert {kv.key: kv.value for kv in info.index_params}.get("nlist") == str(main.params["params"]["nlist"])
     assert ix.index_state_name(info.state) == "Finished"
+
+
+def test_gc_control_pause_and_resume(cluster):
+    """GcControl answers as 2.3.5 does: old-style statuses for bad requests, success otherwise."""
+    address = datapath.active_datacoord(cluster.etcd_endpoint)
+
+    def control(command: int, **params):
+        pairs = [{"key": k, "value": v} for k, v in params.items()]
+        return datapath.datacoord_call(address, "GcControl", command=command, params=pairs)
+
+    missing = control(1)
+    assert (missing.error_code, missing.code, missing.reason) == (1, 0, "pause duration param not found"), missing
+    bad = control(1, duration="soon")
+    assert bad.error_code == 1 and bad.reason.startswith("pause duration not valid"), bad
+    unknown = control(0)
+    assert (unknown.error_code, unknown.reason) == (1, "unknown gc command: 0"), unknown
+    for answer in (control(1, duration="60"), control(2)):
+        assert (answer.error_code, answer.code, answer.reason) == (0, 0, ""), answer

@@ -9,6 +9,7 @@ mod collections;
 mod datanodes;
 mod datapath;
 mod discovery;
+mod garbage;
 mod handler;
 mod indexes;
 mod metrics;

@@ -22,6 +22,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use datacoord_cluster::{ChannelConfig, ChannelManager};
+use datacoord_gc::{GarbageCollector, GcConfig};
 use datacoord_index::{IndexCatalog, IndexMeta};
 use datacoord_index_builder::{BuilderConfig, IndexBuilder};
 use datacoord_meta::{Catalog, Meta};
@@ -34,6 +35,7 @@ use crate::clients::{DataNodeClient, IndexNodeClient, datanode_creator, indexnod
 use crate::collections::Collections;
 use crate::datapath::{FLUSH_QUEUE, run_flush_loop};
 use crate::discovery;
+use crate::garbage;
 use crate::indexes::IndexNodeSet;
 use crate::metrics::Metrics;
 use crate::nodes::{EngineVersions, NodeManager};
@@ -66,6 +68,7 @@ pub(crate) struct Active {
     pub(crate) datanodes: Arc<NodeManager<DataNodeClient>>,
     pub(crate) indexnodes: Arc<NodeManager<IndexNodeClient>>,
     pub(crate) index_builder: Arc<IndexBuilder>,
+    pub(crate) garbage_collector: GarbageCollector,
     /// Segments whose binlogs were saved with `flushed`, on their way to Flushed.
     pub(crate) flush_tx: mpsc::Sender<SegmentId>,
     flush_rx: Mutex<Option<mpsc::Receiver<SegmentId>>>,
@@ -498,6 +501,13 @@ impl Server {
             },
         ));
 
+        let garbage_collector = garbage::collector(
+            self.gc_config(),
+            (*index_meta).clone(),
+            meta.clone(),
+            chunk_manager.clone(),
+        );
+
         let (flush_tx, flush_rx) = mpsc::channel(FLUSH_QUEUE);
         let active = Active {
             broker,
@@ -511,6 +521,7 @@ impl Server {
             datanodes,
             indexnodes,
             index_builder,
+            garbage_collector,
             flush_tx,
             flush_rx: Mutex::new(Some(flush_rx)),
             flushed_rows: self.metrics.stored_rows_count.clone(),
@@ -550,6 +561,17 @@ impl Server {
                 }
                 Err(err) => return Err(MilvusError::from(err).wrap("load index meta")),
             }
+        }
+    }
+
+    fn gc_config(&self) -> GcConfig {
+        let datacoord = &self.config().datacoord;
+        GcConfig {
+            enabled: datacoord.enable_garbage_collection,
+            interval: datacoord.gc.interval,
+            missing_tolerance: datacoord.gc.missing_tolerance,
+            drop_tolerance: datacoord.gc.drop_tolerance,
+            remove_concurrent: datacoord.gc.remove_concurrent,
         }
     }
 
@@ -593,6 +615,13 @@ impl Server {
                 let token = self.shutdown.child_token();
                 self.tasks.spawn(run_flush_loop(self.arc(), rx, token));
             }
+            // Stopped in reverse order by `stop` cancelling the shutdown token and waiting.
+            let gc = active.garbage_collector.start(self.shutdown.child_token());
+            self.tasks.spawn(async move {
+                if let Err(err) = gc.await {
+                    error!(error = %err, "garbage collector task ended abnormally");
+                }
+            });
             let builder = active.index_builder.start(self.shutdown.child_token());
             self.tasks.spawn(async move {
                 if let Err(err) = builder.await {

@@ -12,7 +12,7 @@ use milvus_proto::data::data_coord_server::DataCoord;
 use milvus_proto::data::{
     AlterCollectionRequest, AssignSegmentIdRequest, AssignSegmentIdResponse,
     DropVirtualChannelRequest, DropVirtualChannelResponse, FlushRequest, FlushResponse,
-    GcConfirmRequest, GcConfirmResponse, GetCollectionStatisticsRequest,
+    GcConfirmRequest, GcConfirmResponse, GcControlRequest, GetCollectionStatisticsRequest,
     GetCollectionStatisticsResponse, GetFlushStateRequest, GetFlushedSegmentsRequest,
     GetFlushedSegmentsResponse, GetInsertBinlogPathsRequest, GetInsertBinlogPathsResponse,
     GetPartitionStatisticsRequest, GetPartitionStatisticsResponse, GetRecoveryInfoRequest,
@@ -549,6 +549,9 @@ with_index_rpcs! {
             status_only(self.core.broadcast_altered_collection(request.into_inner()))
         }
 
+        async fn gc_control(&self, request: Request<GcControlRequest>) -> RpcResult<Status> {
+            Ok(Response::new(self.core.gc_control(request.get_ref()).await))
+        }
 
         async fn gc_confirm(&self, request: Request<GcConfirmRequest>) -> RpcResult<GcConfirmResponse> {
             let request = request.into_inner();
