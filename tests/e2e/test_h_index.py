@@ -191,6 +191,31 @@ def test_progress_matches_etcd_and_datacoord_rpcs(run, cluster, main):
     assert utility.index_building_progress(workload.name, VEC_INDEX, using=ALIAS, timeout=30) == after
 
 
+def test_index_metrics_match_etcd(run, cluster, main):
+    """index_task_count on /metrics counts the collection's segment-index records by state."""
+    import re
+
+    endpoint, workload = cluster.etcd_endpoint, main.workload
+    records = [r for r in ix.segment_indexes(endpoint, workload.collection_id) if not r.deleted]
+    assert records, "the progress test built an index"
+    want = {name: sum(1 for r in records if ix.index_state_name(r.state) == state)
+            for name, state in [("unissued", "Unissued"), ("in-progress", "InProgress"),
+                                ("finished", "Finished"), ("failed", "Failed")]}
+    status, body = cluster_mod.http_get(f"{cluster.datacoord_metrics_url}/metrics")
+    assert status == 200
+    got = {}
+    pattern = re.compile(r'^milvus_datacoord_index_task_count\{(?P<labels>[^}]*)\} (?P<value>\S+)$')
+    for line in body.splitlines():
+        match = pattern.match(line)
+        if not match:
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"]))
+        if labels.get("collection_id") == str(workload.collection_id):
+            got[labels["index_task_status"]] = int(float(match["value"]))
+    assert got == want, (got, want)
+    assert re.search(r"^milvus_datacoord_index_node_num [1-9]", body, re.M), "an IndexNode is registered"
+
+
 def test_drop_and_recreate_with_other_params(run, cluster, main):
     from pymilvus import utility
 
