@@ -14,6 +14,8 @@ records, from etcd: index_version > 1 means a task was assigned more than once).
 
 The IndexNode (inside the Go standalone) is the same binary and configuration for both runs, so
 the difference is the DataCoord's scheduling: when tasks are assigned, polled and released.
+Auto compaction is off unless --auto-compaction (Go would merge the indexed segments and build
+the merged ones during the run; ours does not compact yet).
 
   bench/index.py [--impl go] [--impl ours] [--datacoord-bin PATH] [--rounds 10] [--partitions 10]
                  [--shards 2] [--rows-per-segment 1500] [--dim 32] [--index-type IVF_FLAT]
@@ -101,7 +103,7 @@ def build(cluster, args, data: dict) -> dict:
     datacoord = cluster.procs["datacoord"]
     cpu_before = datacoord.cpu_seconds()
     started = time.monotonic()
-    collection.create_index("vec", index_params(args.index_type), timeout=60)
+    collection.create_index("vec", index_params(args.index_type), timeout=60, sync=False)
     created = time.monotonic()
     progress = {}
     while time.monotonic() - started < args.timeout:
@@ -129,6 +131,10 @@ def build(cluster, args, data: dict) -> dict:
 def run_impl(impl: str, cmd: list[str], args) -> dict:
     ports = cluster_mod.Ports(**{f.name: cluster_mod.free_port() for f in dataclasses.fields(cluster_mod.Ports)})
     cluster = cluster_mod.Cluster(f"bench-index-{impl}", cmd, ports=ports)
+    if not args.auto_compaction:
+        # Go compacts the small segments as soon as they are indexed and then builds the merged
+        # ones too; ours does not compact yet. Off for both, so the same builds are compared.
+        cluster.config_overrides["dataCoord.enableAutoCompaction"] = False
     result: dict = {"impl": impl, "command": cmd}
     try:
         print(f"[{impl}] starting cluster ...", file=sys.stderr)
@@ -159,6 +165,8 @@ def main() -> int:
     parser.add_argument("--dim", type=int, default=32)
     parser.add_argument("--index-type", default="IVF_FLAT", choices=["IVF_FLAT", "HNSW", "FLAT"])
     parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--auto-compaction", action="store_true",
+                        help="leave dataCoord.enableAutoCompaction on (Go then also builds merged segments)")
     args = parser.parse_args()
     our_bin = Path(args.datacoord_bin) if args.datacoord_bin else cluster_mod.default_datacoord_bin()
     impls = args.impl or ["go", "ours"]

@@ -410,6 +410,8 @@ class Cluster:
         # the standalone is up (for a DataCoord that needs rootcoord to finish starting).
         self.healthy_first = healthy_first
         self.procs: dict[str, Proc] = {}
+        # Extra milvus.yaml keys for every process of this cluster (e.g. a benchmark's switches).
+        self.config_overrides: dict[str, object] = {}
 
     # -- addresses -------------------------------------------------------------------------
     @property
@@ -501,6 +503,8 @@ class Cluster:
     def config_for(self, workdir: Path, **overrides) -> dict:
         if self.session_ttl:
             overrides.setdefault("common.session.ttl", self.session_ttl)
+        for key, value in self.config_overrides.items():
+            overrides.setdefault(key, value)
         return milvus_config(self.ports.etcd, self.storage_dir, workdir, self.ports, **overrides)
 
     def start_etcd(self, data_dir: Path | None = None, timeout: float = 30) -> Proc:

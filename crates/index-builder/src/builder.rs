@@ -17,6 +17,7 @@ use tracing::Instrument;
 
 use crate::config::{BuilderConfig, EngineVersion};
 use crate::nodes::IndexNodes;
+use crate::round::RoundSummary;
 use crate::segments::SegmentView;
 use crate::task::{TaskCounts, TaskState, TaskTable};
 
@@ -194,20 +195,21 @@ impl IndexBuilder {
     }
 
     async fn schedule_loop(&self, token: &CancellationToken) {
-        let mut ticker = ticker(self.config.interval);
+        let mut wait = self.config.interval;
         loop {
             tokio::select! {
                 _ = token.cancelled() => return,
-                _ = ticker.tick() => {}
+                _ = tokio::time::sleep(wait) => {}
                 _ = self.wake_scheduler.notified() => {}
             }
             let round = self
                 .run_once()
                 .instrument(tracing::debug_span!("index_builder_round"));
-            tokio::select! {
+            let summary = tokio::select! {
                 _ = token.cancelled() => return,
-                _ = round => {}
-            }
+                summary = round => summary,
+            };
+            wait = next_round_after(&summary, self.task_counts(), self.config.interval);
         }
     }
 
@@ -234,9 +236,116 @@ impl IndexBuilder {
     }
 }
 
+/// A round that moved a task is followed at once (a released slot can take the next task, a
+/// finished build frees one); while builds run, nodes are polled every [`BUSY_POLL`]; an idle
+/// builder waits the configured interval. 2.3.5 always waits the interval, so with one slot per
+/// IndexNode every build costs at least one interval. Anything failing (a task in Retry) falls
+/// back to the interval, so a node that keeps refusing jobs is not asked faster than in 2.3.5.
+fn next_round_after(summary: &RoundSummary, counts: TaskCounts, interval: Duration) -> Duration {
+    if summary.retried > 0 || counts.retry > 0 {
+        return interval;
+    }
+    let moved = summary.assigned
+        + summary.skipped_build
+        + summary.finished
+        + summary.failed
+        + summary.released
+        + summary.removed;
+    let pending = counts.done + counts.init;
+    if moved > 0 && pending > 0 {
+        FOLLOW_UP.min(interval)
+    } else if counts.in_progress > 0 {
+        BUSY_POLL.min(interval)
+    } else {
+        interval
+    }
+}
+
+/// Delay before a round that follows one which moved tasks (lets a burst of hooks coalesce).
+const FOLLOW_UP: Duration = Duration::from_millis(20);
+/// Poll period while builds are in progress.
+const BUSY_POLL: Duration = Duration::from_millis(200);
+
 fn ticker(period: Duration) -> tokio::time::Interval {
     // A zero period would make `interval` panic; configuration must not be able to.
     let mut ticker = tokio::time::interval(period.max(Duration::from_millis(1)));
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     ticker
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INTERVAL: Duration = Duration::from_secs(1);
+
+    fn counts(init: usize, in_progress: usize, done: usize, retry: usize) -> TaskCounts {
+        TaskCounts {
+            init,
+            in_progress,
+            done,
+            retry,
+        }
+    }
+
+    #[test]
+    fn a_round_that_frees_a_slot_is_followed_at_once() {
+        let finished = RoundSummary {
+            finished: 1,
+            ..RoundSummary::default()
+        };
+        assert_eq!(
+            next_round_after(&finished, counts(3, 0, 1, 0), INTERVAL),
+            FOLLOW_UP
+        );
+    }
+
+    #[test]
+    fn running_builds_are_polled_faster_than_the_interval() {
+        let quiet = RoundSummary::default();
+        assert_eq!(
+            next_round_after(&quiet, counts(2, 1, 0, 0), INTERVAL),
+            BUSY_POLL
+        );
+        // Moved, but nothing left to act on: only the running build to poll.
+        let assigned = RoundSummary {
+            assigned: 1,
+            ..RoundSummary::default()
+        };
+        assert_eq!(
+            next_round_after(&assigned, counts(0, 1, 0, 0), INTERVAL),
+            BUSY_POLL
+        );
+    }
+
+    #[test]
+    fn failures_and_idleness_wait_the_interval() {
+        let retried = RoundSummary {
+            retried: 1,
+            released: 1,
+            ..RoundSummary::default()
+        };
+        assert_eq!(
+            next_round_after(&retried, counts(1, 1, 0, 1), INTERVAL),
+            INTERVAL
+        );
+        let released_retry = RoundSummary {
+            released: 1,
+            ..RoundSummary::default()
+        };
+        assert_eq!(
+            next_round_after(&released_retry, counts(1, 0, 0, 1), INTERVAL),
+            INTERVAL
+        );
+        assert_eq!(
+            next_round_after(&RoundSummary::default(), counts(0, 0, 0, 0), INTERVAL),
+            INTERVAL
+        );
+        // A short configured interval is never lengthened.
+        let short = Duration::from_millis(5);
+        assert_eq!(
+            next_round_after(&RoundSummary::default(), counts(0, 1, 0, 0), short),
+            short
+        );
+    }
 }
