@@ -134,7 +134,7 @@ def run_impl(impl: str, cmd: list[str], args) -> dict:
     if not args.auto_compaction:
         # Go compacts the small segments as soon as they are indexed and then builds the merged
         # ones too; ours does not compact yet. Off for both, so the same builds are compared.
-        cluster.config_overrides["dataCoord.enableAutoCompaction"] = False
+        cluster.config_overrides["dataCoord.compaction.enableAutoCompaction"] = False
     result: dict = {"impl": impl, "command": cmd}
     try:
         print(f"[{impl}] starting cluster ...", file=sys.stderr)
