@@ -166,7 +166,7 @@ def main() -> int:
     parser.add_argument("--index-type", default="IVF_FLAT", choices=["IVF_FLAT", "HNSW", "FLAT"])
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--auto-compaction", action="store_true",
-                        help="leave dataCoord.enableAutoCompaction on (Go then also builds merged segments)")
+                        help="leave dataCoord.compaction.enableAutoCompaction on (Go then also builds merged segments)")
     args = parser.parse_args()
     our_bin = Path(args.datacoord_bin) if args.datacoord_bin else cluster_mod.default_datacoord_bin()
     impls = args.impl or ["go", "ours"]
