@@ -58,30 +58,8 @@ impl Default for BuilderConfig {
 impl BuilderConfig {
     /// `CreateJob.index_file_prefix`: `path.Join(chunk root, "index_files")`.
     pub fn index_file_prefix(&self) -> String {
-        join_clean(&self.chunk_root_path, INDEX_FILES_DIR)
+        milvus_storage::join_path(&[self.chunk_root_path.as_str(), INDEX_FILES_DIR])
     }
-}
-
-/// Joins two path parts and cleans the result the way Go's `path.Join` does: empty and `.`
-/// elements dropped, `..` resolved, a leading `/` kept, no trailing `/`.
-fn join_clean(root: &str, tail: &str) -> String {
-    let rooted = root.starts_with('/') || (root.is_empty() && tail.starts_with('/'));
-    let mut kept: Vec<&str> = Vec::new();
-    for element in root.split('/').chain(tail.split('/')) {
-        match element {
-            "" | "." => {}
-            ".." => match kept.last() {
-                Some(&last) if last != ".." => {
-                    kept.pop();
-                }
-                _ if rooted => {}
-                _ => kept.push(".."),
-            },
-            name => kept.push(name),
-        }
-    }
-    let joined = kept.join("/");
-    if rooted { format!("/{joined}") } else { joined }
 }
 
 #[cfg(test)]
