@@ -270,11 +270,14 @@ impl Shared {
                 }
             }
         }
-        if self
+        // Like a real datanode, the channel is watched before success is reported, so a test
+        // that sees WatchSuccess in etcd also sees the channel here.
+        lock(&self.watched).insert(channel.clone());
+        if !self
             .swap(&key, version, &info, ChannelWatchState::WatchSuccess, 0)
             .await
         {
-            lock(&self.watched).insert(channel);
+            lock(&self.watched).remove(&channel);
         }
     }
 
