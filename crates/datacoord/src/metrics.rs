@@ -3,6 +3,11 @@
 //! Only metrics whose source exists in this port are registered; a metric that would always read
 //! zero is worse than none.
 
+use std::borrow::Borrow;
+use std::collections::BTreeMap;
+
+use datacoord_index::SegmentIndex;
+use milvus_proto::common::IndexState;
 use prometheus::{GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 fn datacoord_opts(name: &str, help: &str) -> Opts {
@@ -155,10 +160,123 @@ impl Metrics {
     pub fn registry(&self) -> &Registry {
         &self.registry
     }
+
+    /// Sets `index_task_count` from the segment-index records. Every collection with a record not
+    /// marked deleted gets all four states, zeros included, as 2.3.5 reports them; states other
+    /// than those four count for no label but still make the collection appear.
+    pub fn set_index_task_count<B: Borrow<SegmentIndex>>(
+        &self,
+        builds: impl IntoIterator<Item = B>,
+    ) {
+        let mut counts: BTreeMap<i64, [i64; 4]> = BTreeMap::new();
+        for build in builds {
+            let build = build.borrow();
+            if build.deleted {
+                continue;
+            }
+            let states = counts.entry(build.collection_id).or_default();
+            let slot = match build.state {
+                IndexState::Unissued => 0,
+                IndexState::InProgress => 1,
+                IndexState::Finished => 2,
+                IndexState::Failed => 3,
+                _ => continue,
+            };
+            states[slot] += 1;
+        }
+        self.index_task_count.reset();
+        for (collection_id, states) in counts {
+            let collection = collection_id.to_string();
+            for (label, count) in INDEX_TASK_LABELS.into_iter().zip(states) {
+                self.index_task_count
+                    .with_label_values(&[&collection, label])
+                    .set(count);
+            }
+        }
+    }
 }
+
+/// 2.3.5's `index_task_status` label values, in the order `set_index_task_count` counts them.
+const INDEX_TASK_LABELS: [&str; 4] = ["unissued", "in-progress", "finished", "failed"];
 
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(collection_id: i64, build_id: i64, state: IndexState, deleted: bool) -> SegmentIndex {
+        SegmentIndex {
+            collection_id,
+            build_id,
+            segment_id: build_id,
+            state,
+            deleted,
+            ..SegmentIndex::default()
+        }
+    }
+
+    fn gauge(metrics: &Metrics, collection: &str, status: &str) -> Option<i64> {
+        metrics
+            .registry()
+            .gather()
+            .into_iter()
+            .find(|family| family.name() == "milvus_datacoord_index_task_count")?
+            .get_metric()
+            .iter()
+            .find(|metric| {
+                let labels: Vec<_> = metric
+                    .get_label()
+                    .iter()
+                    .map(|label| (label.name(), label.value()))
+                    .collect();
+                labels.contains(&("collection_id", collection))
+                    && labels.contains(&("index_task_status", status))
+            })
+            .map(|metric| metric.get_gauge().get_value() as i64)
+    }
+
+    #[test]
+    fn index_task_count_labels_every_state() {
+        let metrics = Metrics::new();
+        metrics.set_index_task_count([
+            build(7, 1, IndexState::Unissued, false),
+            build(7, 2, IndexState::InProgress, false),
+            build(7, 3, IndexState::InProgress, false),
+            build(7, 4, IndexState::Finished, false),
+            build(7, 5, IndexState::Failed, false),
+            build(7, 6, IndexState::Finished, true),
+            build(8, 7, IndexState::Retry, false),
+            build(9, 8, IndexState::Finished, true),
+        ]);
+        let expected = [
+            ("7", "unissued", Some(1)),
+            ("7", "in-progress", Some(2)),
+            ("7", "finished", Some(1)),
+            ("7", "failed", Some(1)),
+            // A collection whose only record is in another state still shows zeros.
+            ("8", "unissued", Some(0)),
+            ("8", "in-progress", Some(0)),
+            ("8", "finished", Some(0)),
+            ("8", "failed", Some(0)),
+            // Deleted records count for nothing, not even the collection.
+            ("9", "finished", None),
+        ];
+        for (collection, status, count) in expected {
+            assert_eq!(
+                gauge(&metrics, collection, status),
+                count,
+                "collection {collection} {status}"
+            );
+        }
+
+        // A refresh replaces the label sets: collection 7 is gone once it has no records.
+        metrics.set_index_task_count([build(8, 7, IndexState::Finished, false)]);
+        assert_eq!(gauge(&metrics, "7", "failed"), None);
+        assert_eq!(gauge(&metrics, "8", "finished"), Some(1));
     }
 }

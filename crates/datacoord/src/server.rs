@@ -199,43 +199,10 @@ impl Server {
                     .with_label_values(&[&node_id, &channel])
                     .set(physical_ms as f64 / 1000.0);
             }
-            self.refresh_index_task_count(&active.index_meta);
+            self.metrics
+                .set_index_task_count(active.index_meta.all_segment_indexes());
         }
         self.metrics.registry().gather()
-    }
-
-    /// `index_task_count`: every collection with a segment-index record gets all four states
-    /// (zeros included), as 2.3.5 reports them.
-    fn refresh_index_task_count(&self, index_meta: &IndexMeta) {
-        use milvus_proto::common::IndexState;
-        let mut counts: std::collections::BTreeMap<i64, [i64; 4]> = Default::default();
-        for build in index_meta.all_segment_indexes() {
-            if build.deleted {
-                continue;
-            }
-            let slot = match build.state {
-                IndexState::Unissued => 0,
-                IndexState::InProgress => 1,
-                IndexState::Finished => 2,
-                IndexState::Failed => 3,
-                _ => {
-                    counts.entry(build.collection_id).or_default();
-                    continue;
-                }
-            };
-            counts.entry(build.collection_id).or_default()[slot] += 1;
-        }
-        let gauge = &self.metrics.index_task_count;
-        gauge.reset();
-        for (collection_id, states) in counts {
-            let collection = collection_id.to_string();
-            for (label, count) in ["unissued", "in-progress", "finished", "failed"]
-                .into_iter()
-                .zip(states)
-            {
-                gauge.with_label_values(&[&collection, label]).set(count);
-            }
-        }
     }
 
     /// Runs a background task owned by this server (stopped and awaited by `stop`).
