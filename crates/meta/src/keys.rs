@@ -55,12 +55,12 @@ impl LogKind {
         }
     }
 
-    /// The directory of these files under the chunk-manager root.
-    pub fn storage_dir(self) -> &'static str {
+    /// The same kind in the storage layout (which names the files' directory).
+    pub fn binlog_kind(self) -> milvus_storage::BinlogKind {
         match self {
-            LogKind::Insert => "insert_log",
-            LogKind::Delta => "delta_log",
-            LogKind::Stats => "stats_log",
+            LogKind::Insert => milvus_storage::BinlogKind::Insert,
+            LogKind::Delta => milvus_storage::BinlogKind::Delta,
+            LogKind::Stats => milvus_storage::BinlogKind::Stats,
         }
     }
 }

@@ -80,49 +80,12 @@ pub(crate) fn log_path(
     field: FieldId,
     log_id: i64,
 ) -> String {
-    let ids = match kind {
-        // Delete logs belong to the segment, not to a field.
-        LogKind::Delta => format!("{coll}/{part}/{seg}/{log_id}"),
-        LogKind::Insert | LogKind::Stats => format!("{coll}/{part}/{seg}/{field}/{log_id}"),
-    };
-    clean_path(&[root, kind.storage_dir(), &ids])
+    milvus_storage::binlog_path(root, kind.binlog_kind(), coll, part, seg, field, log_id)
 }
 
-/// Joins the non-empty parts with `/` and normalises the result like Go's `path.Join`: no
-/// empty or `.` elements, `..` resolved, no trailing slash, a leading `/` kept.
-fn clean_path(parts: &[&str]) -> String {
-    let rooted = parts
-        .iter()
-        .find(|part| !part.is_empty())
-        .is_some_and(|part| part.starts_with('/'));
-    let mut kept: Vec<&str> = Vec::new();
-    for element in parts.iter().flat_map(|part| part.split('/')) {
-        match element {
-            "" | "." => {}
-            ".." => match kept.last() {
-                Some(&last) if last != ".." => {
-                    kept.pop();
-                }
-                // Above the root there is nothing to go up to; relative paths keep the `..`.
-                _ if rooted => {}
-                _ => kept.push(".."),
-            },
-            name => kept.push(name),
-        }
-    }
-    let joined = kept.join("/");
-    match (rooted, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".to_string(),
-        (false, false) => joined,
-    }
-}
-
-/// The integer `n`-th path component from the end (1 = file name), if it parses.
-fn id_from_end(path: &str, n: usize) -> Option<i64> {
-    let components: Vec<&str> = path.split('/').collect();
-    let index = components.len().checked_sub(n)?;
-    components[index].parse().ok()
+/// The log ID a path names: its file name, if that parses (a bare `123` counts, as in 2.3.5).
+fn log_id_of(path: &str) -> Option<i64> {
+    path.rsplit('/').next()?.parse().ok()
 }
 
 /// Converts logs sent by a datanode (full paths) to the stored logID form, after the checks
@@ -148,10 +111,8 @@ pub(crate) fn to_stored_logs(
                 }
                 continue;
             }
-            let path_segment = match kind {
-                LogKind::Insert | LogKind::Stats => id_from_end(&binlog.log_path, 3),
-                LogKind::Delta => id_from_end(&binlog.log_path, 2),
-            };
+            let path_segment =
+                milvus_storage::segment_id_from_binlog_path(kind.binlog_kind(), &binlog.log_path);
             if path_segment != Some(segment_id) {
                 if kind == LogKind::Insert {
                     return Err(invalid(&binlog.log_path, "path names another segment"));
@@ -163,7 +124,7 @@ pub(crate) fn to_stored_logs(
                     "log path names another segment"
                 );
             }
-            let Some(log_id) = id_from_end(&binlog.log_path, 1) else {
+            let Some(log_id) = log_id_of(&binlog.log_path) else {
                 return Err(invalid(&binlog.log_path, "file name is not a log ID"));
             };
             binlog.log_id = log_id;
@@ -180,7 +141,7 @@ pub(crate) fn to_stored_form(fields: &mut [FieldBinlog]) {
         if binlog.log_path.is_empty() {
             continue;
         }
-        if let Some(log_id) = id_from_end(&binlog.log_path, 1) {
+        if let Some(log_id) = log_id_of(&binlog.log_path) {
             binlog.log_id = log_id;
             binlog.log_path.clear();
         }
@@ -282,20 +243,20 @@ mod tests {
     }
 
     #[test]
-    fn paths_join_like_go() {
+    fn log_paths_join_the_root_like_go() {
+        let path = |kind, root| log_path(kind, root, 1, 2, 3, 4, 5);
+        assert_eq!(path(LogKind::Insert, "files"), "files/insert_log/1/2/3/4/5");
         assert_eq!(
-            clean_path(&["files", "insert_log", "1/2/3/4/5"]),
-            "files/insert_log/1/2/3/4/5"
-        );
-        assert_eq!(
-            clean_path(&["/var/lib/milvus/data/", "delta_log", "1/2/3/5"]),
+            path(LogKind::Delta, "/var/lib/milvus/data/"),
             "/var/lib/milvus/data/delta_log/1/2/3/5"
         );
-        assert_eq!(clean_path(&["", "stats_log", "1"]), "stats_log/1");
-        assert_eq!(clean_path(&["a//b/./c/..", "x"]), "a/b/x");
-        assert_eq!(clean_path(&["/..", "x"]), "/x");
-        assert_eq!(clean_path(&["../a", "x"]), "../a/x");
-        assert_eq!(clean_path(&["", ""]), ".");
+        assert_eq!(path(LogKind::Stats, ""), "stats_log/1/2/3/4/5");
+        assert_eq!(
+            path(LogKind::Insert, "a//b/./c/.."),
+            "a/b/insert_log/1/2/3/4/5"
+        );
+        assert_eq!(path(LogKind::Insert, "/.."), "/insert_log/1/2/3/4/5");
+        assert_eq!(path(LogKind::Insert, "../a"), "../a/insert_log/1/2/3/4/5");
     }
 
     #[test]
