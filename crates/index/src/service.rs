@@ -211,15 +211,25 @@ impl IndexMeta {
         }
     }
 
-    fn stats_of(
+    /// Every live index of the collection matching `index_name` ("" = all), with its
+    /// statistics at the timestamp `ts_of` picks for it.
+    fn infos_with_stats(
         &self,
         source: &dyn SegmentSource,
-        index: &Index,
-        segments: &[Arc<SegmentInfo>],
+        collection_id: CollectionId,
+        index_name: &str,
         real_time: bool,
-        ts: Timestamp,
-    ) -> IndexStats {
-        index_stats(self, source, index, segments, real_time, ts)
+        ts_of: impl Fn(&Index) -> Timestamp,
+    ) -> IndexResult<Vec<IndexInfo>> {
+        let indexes = self.matching(collection_id, index_name)?;
+        let segments = source.flushed_segments(collection_id);
+        Ok(indexes
+            .iter()
+            .map(|index| {
+                let stats = index_stats(self, source, index, &segments, real_time, ts_of(index));
+                Self::info_with_stats(index, stats)
+            })
+            .collect())
     }
 
     /// DescribeIndex: every live index matching the name ("" = all), by index ID, with
@@ -229,20 +239,13 @@ impl IndexMeta {
         source: &dyn SegmentSource,
         req: &DescribeIndexRequest,
     ) -> IndexResult<Vec<IndexInfo>> {
-        let indexes = self.matching(req.collection_id, &req.index_name)?;
-        let segments = source.flushed_segments(req.collection_id);
-        Ok(indexes
-            .iter()
-            .map(|index| {
-                let ts = if req.timestamp != 0 {
-                    req.timestamp
-                } else {
-                    index.create_time
-                };
-                let stats = self.stats_of(source, index, &segments, false, ts);
-                Self::info_with_stats(index, stats)
-            })
-            .collect())
+        self.infos_with_stats(source, req.collection_id, &req.index_name, false, |index| {
+            if req.timestamp != 0 {
+                req.timestamp
+            } else {
+                index.create_time
+            }
+        })
     }
 
     /// GetIndexStatistics: as DescribeIndex, but real-time (no lineage, no time filter on
@@ -252,15 +255,9 @@ impl IndexMeta {
         source: &dyn SegmentSource,
         req: &GetIndexStatisticsRequest,
     ) -> IndexResult<Vec<IndexInfo>> {
-        let indexes = self.matching(req.collection_id, &req.index_name)?;
-        let segments = source.flushed_segments(req.collection_id);
-        Ok(indexes
-            .iter()
-            .map(|index| {
-                let stats = self.stats_of(source, index, &segments, true, index.create_time);
-                Self::info_with_stats(index, stats)
-            })
-            .collect())
+        self.infos_with_stats(source, req.collection_id, &req.index_name, true, |index| {
+            index.create_time
+        })
     }
 
     /// GetIndexState: the state and fail reason of the one matching index.
@@ -271,7 +268,7 @@ impl IndexMeta {
     ) -> IndexResult<GetIndexStateResponse> {
         let index = self.the_one(req.collection_id, &req.index_name)?;
         let segments = source.flushed_segments(req.collection_id);
-        let stats = self.stats_of(source, &index, &segments, false, index.create_time);
+        let stats = index_stats(self, source, &index, &segments, false, index.create_time);
         Ok(GetIndexStateResponse {
             status: success(),
             state: stats.state as i32,
@@ -287,7 +284,7 @@ impl IndexMeta {
     ) -> IndexResult<GetIndexBuildProgressResponse> {
         let index = self.the_one(req.collection_id, &req.index_name)?;
         let segments = source.flushed_segments(req.collection_id);
-        let stats = self.stats_of(source, &index, &segments, false, index.create_time);
+        let stats = index_stats(self, source, &index, &segments, false, index.create_time);
         Ok(GetIndexBuildProgressResponse {
             status: success(),
             indexed_rows: stats.indexed_rows,
