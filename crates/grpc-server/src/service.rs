@@ -87,14 +87,50 @@ with_status!(
     GetIndexInfoResponse,
 );
 
-/// Adds the index RPCs, identical on the DataCoord and the IndexCoord service, to a service
-/// impl block (tonic wants one impl per service trait; this keeps the two from drifting apart).
-/// The block is taken whole so the methods exist before `async_trait` rewrites it.
-macro_rules! with_index_rpcs {
+/// Adds the RPCs the DataCoord and the IndexCoord service share (the index RPCs and the
+/// component ones) to a service impl block: tonic wants one impl per service trait, and this
+/// keeps the two from drifting apart. The block is taken whole so the methods exist before
+/// `async_trait` rewrites it.
+macro_rules! with_shared_rpcs {
     ($(#[$attr:meta])* impl $service:ident for $ty:ty { $($body:tt)* }) => {
         $(#[$attr])*
         impl $service for $ty {
         $($body)*
+        async fn get_component_states(
+            &self,
+            _request: Request<GetComponentStatesRequest>,
+        ) -> RpcResult<ComponentStates> {
+            self.component_states()
+        }
+
+        async fn get_statistics_channel(
+            &self,
+            _request: Request<GetStatisticsChannelRequest>,
+        ) -> RpcResult<StringResponse> {
+            self.statistics_channel()
+        }
+
+        async fn show_configurations(
+            &self,
+            request: Request<ShowConfigurationsRequest>,
+        ) -> RpcResult<ShowConfigurationsResponse> {
+            Self::show_configurations(self, request.into_inner())
+        }
+
+        async fn get_metrics(
+            &self,
+            request: Request<GetMetricsRequest>,
+        ) -> RpcResult<GetMetricsResponse> {
+            self.metrics(request.into_inner()).await
+        }
+
+        async fn check_health(
+            &self,
+            _request: Request<CheckHealthRequest>,
+        ) -> RpcResult<CheckHealthResponse> {
+            Self::check_health(self).await
+        }
+
         async fn create_index(&self, request: Request<CreateIndexRequest>) -> RpcResult<Status> {
             status_only(self.core.create_index(request.into_inner()).await)
         }
@@ -265,16 +301,9 @@ fn string_response(result: MilvusResult<String>) -> StringResponse {
     }
 }
 
-with_index_rpcs! {
+with_shared_rpcs! {
     #[tonic::async_trait]
     impl DataCoord for DataCoordService {
-        async fn get_component_states(
-            &self,
-            _request: Request<GetComponentStatesRequest>,
-        ) -> RpcResult<ComponentStates> {
-            self.component_states()
-        }
-
         async fn get_time_tick_channel(
             &self,
             _request: Request<GetTimeTickChannelRequest>,
@@ -284,13 +313,6 @@ with_index_rpcs! {
                 .time_tick_channel()))))
         }
 
-        async fn get_statistics_channel(
-            &self,
-            _request: Request<GetStatisticsChannelRequest>,
-        ) -> RpcResult<StringResponse> {
-            self.statistics_channel()
-        }
-
         async fn get_segment_info_channel(
             &self,
             _request: Request<GetSegmentInfoChannelRequest>,
@@ -298,27 +320,6 @@ with_index_rpcs! {
             Ok(Response::new(string_response(Ok(self
                 .core
                 .segment_info_channel()))))
-        }
-
-        async fn show_configurations(
-            &self,
-            request: Request<ShowConfigurationsRequest>,
-        ) -> RpcResult<ShowConfigurationsResponse> {
-            Self::show_configurations(self, request.into_inner())
-        }
-
-        async fn get_metrics(
-            &self,
-            request: Request<GetMetricsRequest>,
-        ) -> RpcResult<GetMetricsResponse> {
-            self.metrics(request.into_inner()).await
-        }
-
-        async fn check_health(
-            &self,
-            _request: Request<CheckHealthRequest>,
-        ) -> RpcResult<CheckHealthResponse> {
-            Self::check_health(self).await
         }
 
         async fn watch_channels(
@@ -567,42 +568,7 @@ with_index_rpcs! {
     }
 }
 
-with_index_rpcs! {
+with_shared_rpcs! {
     #[tonic::async_trait]
-    impl IndexCoord for DataCoordService {
-        async fn get_component_states(
-            &self,
-            _request: Request<GetComponentStatesRequest>,
-        ) -> RpcResult<ComponentStates> {
-            self.component_states()
-        }
-
-        async fn get_statistics_channel(
-            &self,
-            _request: Request<GetStatisticsChannelRequest>,
-        ) -> RpcResult<StringResponse> {
-            self.statistics_channel()
-        }
-
-        async fn show_configurations(
-            &self,
-            request: Request<ShowConfigurationsRequest>,
-        ) -> RpcResult<ShowConfigurationsResponse> {
-            Self::show_configurations(self, request.into_inner())
-        }
-
-        async fn get_metrics(
-            &self,
-            request: Request<GetMetricsRequest>,
-        ) -> RpcResult<GetMetricsResponse> {
-            self.metrics(request.into_inner()).await
-        }
-
-        async fn check_health(
-            &self,
-            _request: Request<CheckHealthRequest>,
-        ) -> RpcResult<CheckHealthResponse> {
-            Self::check_health(self).await
-        }
-    }
+    impl IndexCoord for DataCoordService {}
 }
