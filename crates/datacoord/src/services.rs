@@ -144,8 +144,20 @@ impl Server {
             system_configurations: DataCoordConfiguration {
                 segment_max_size: self.config().datacoord.segment.max_size_mb,
             },
-            // Segment meta is not loaded by this port yet, so no binlog is accounted for.
-            quota_metrics: Some(DataCoordQuotaMetrics::default()),
+            quota_metrics: Some(self.quota_metrics()),
+        }
+    }
+
+    /// What RootCoord's quota center weighs against `diskQuota` and `diskQuotaPerCollection`:
+    /// the log bytes of healthy segments (none before meta is loaded).
+    fn quota_metrics(&self) -> DataCoordQuotaMetrics {
+        let Some(active) = self.active.get() else {
+            return DataCoordQuotaMetrics::default();
+        };
+        let (total_binlog_size, collection_binlog_size) = active.meta.binlog_sizes();
+        DataCoordQuotaMetrics {
+            total_binlog_size,
+            collection_binlog_size,
         }
     }
 

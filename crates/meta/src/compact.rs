@@ -235,6 +235,47 @@ pub(crate) fn encode_section(
     }
 }
 
+/// Σ `log_size` over the logs of a compact segment, read without building the message (the
+/// quota figures need it for every flushed segment at load). It walks the layout `decode`
+/// reads; values coded against a cursor are skipped, so one scratch cursor serves them all.
+pub(crate) fn log_size(bytes: &[u8]) -> i64 {
+    let mut reader = Reader::new(bytes);
+    let mut skip = 0;
+    read_header(&mut reader);
+    for _ in 0..reader.usize() {
+        reader.near(&mut skip); // compaction_from
+    }
+    let flags = reader.u8();
+    reader.i64(); // max_row_num
+    reader.i64(); // level
+    for bit in [HAS_START_POSITION, HAS_DML_POSITION] {
+        if flags & bit != 0 {
+            reader.u64(); // channel_name
+            reader.bytes(); // msg_id
+            reader.u64(); // msg_group
+            reader.near(&mut skip); // timestamp
+        }
+    }
+    reader.near(&mut skip); // last_expire_time
+    reader.near(&mut skip); // dropped_at
+    let mut size = 0;
+    while !reader.at_end() {
+        reader.u8(); // kind
+        for _ in 0..reader.usize() {
+            reader.i64(); // field_id
+            for _ in 0..reader.usize() {
+                reader.i64(); // entries_num
+                reader.near(&mut skip); // timestamp_from
+                reader.i64(); // span
+                reader.bytes(); // log_path
+                size = reader.i64().wrapping_add(size);
+                reader.near(&mut skip); // log_id
+            }
+        }
+    }
+    size
+}
+
 /// The segment `id` held as `bytes`.
 pub(crate) fn decode(id: SegmentId, bytes: &[u8], strings: &Interner) -> SegmentInfo {
     let mut reader = Reader::new(bytes);
@@ -326,6 +367,7 @@ fn read_section(reader: &mut Reader<'_>, seg: &mut SegmentInfo) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::logs::segment_binlog_size;
 
     fn binlog(entries: i64, from: u64, to: u64, path: &str, size: i64, log_id: i64) -> Binlog {
         Binlog {
@@ -408,9 +450,11 @@ mod tests {
         }
     }
 
+    /// Encodes and decodes `seg`; the log size read from the bytes must be the message's.
     fn round_trip(seg: &SegmentInfo) -> SegmentInfo {
         let mut strings = Interner::default();
         let bytes = encode(seg, &mut strings);
+        assert_eq!(log_size(&bytes), segment_binlog_size(seg));
         decode(seg.id, &bytes, &strings)
     }
 
@@ -464,6 +508,8 @@ mod tests {
         encode_section(&mut writer, LogKind::Insert, seg.id, &seg.binlogs[1..]);
         encode_section(&mut writer, LogKind::Delta, seg.id, &seg.deltalogs);
         assert_eq!(decode(seg.id, &writer.buf, &strings), seg);
+        assert_eq!(log_size(&writer.buf), segment_binlog_size(&seg));
+        assert_ne!(log_size(&writer.buf), 0);
     }
 
     #[test]
@@ -549,6 +595,7 @@ mod tests {
             }
             let bytes = encode(&seg, &mut strings);
             assert_eq!(decode(seg.id, &bytes, &strings), seg);
+            assert_eq!(log_size(&bytes), segment_binlog_size(&seg));
         }
     }
 }

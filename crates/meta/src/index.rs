@@ -1,7 +1,7 @@
 //! The in-memory picture of the catalog: every segment once (hot ones as `Arc`, cold ones in
 //! compact form), secondary indexes holding IDs only, channel checkpoints and removal flags.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use milvus_proto::common::SegmentState;
@@ -11,7 +11,7 @@ use milvus_types::{CollectionId, PartitionId, SegmentId};
 
 use crate::codec::Interner;
 use crate::compact::{self, is_cold};
-use crate::logs::is_healthy;
+use crate::logs::{is_healthy, segment_binlog_size};
 
 /// The removal flag of a channel (`datacoord-meta/channel-removal/{vchannel}`, FACTS C.7).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,6 +84,17 @@ fn parents_of(id: SegmentId, stored: &Stored) -> Vec<SegmentId> {
     }
 }
 
+fn healthy(state: i32) -> bool {
+    SegmentState::try_from(state).is_ok_and(is_healthy)
+}
+
+fn log_size_of(stored: &Stored) -> i64 {
+    match stored {
+        Stored::Hot(seg) => segment_binlog_size(seg),
+        Stored::Cold(bytes) => compact::log_size(bytes),
+    }
+}
+
 /// Segments and channel state as last persisted. Only the meta layer mutates it, after the
 /// store accepted the change.
 #[derive(Debug, Default)]
@@ -99,6 +110,9 @@ pub(crate) struct Index {
     /// Compaction parent → the segments listing it in `compactionFrom`.
     children: HashMap<SegmentId, BTreeSet<SegmentId>>,
     counts: HashMap<(CollectionId, i32), usize>,
+    /// Per collection with healthy segments: (how many, Σ their log sizes), kept as segments
+    /// come and go so the quota figures never walk the catalog.
+    binlog_sizes: HashMap<CollectionId, (usize, i64)>,
     /// Segments whose logs were loaded from a legacy record that carries them inline; the next
     /// write of such a segment also writes its log keys.
     inline_logs: HashSet<SegmentId>,
@@ -142,8 +156,14 @@ impl Index {
         let mut by_state: HashMap<i32, Vec<SegmentId>> = HashMap::new();
         let mut children: HashMap<SegmentId, Vec<SegmentId>> = HashMap::new();
         let mut counts: HashMap<(CollectionId, i32), usize> = HashMap::new();
+        let mut binlog_sizes: HashMap<CollectionId, (usize, i64)> = HashMap::new();
         for (id, stored) in &segments {
             let filed = filing(stored, &strings);
+            if healthy(filed.state) {
+                let (count, size) = binlog_sizes.entry(filed.coll).or_default();
+                *count += 1;
+                *size = size.wrapping_add(log_size_of(stored));
+            }
             by_collection.entry(filed.coll).or_default().push(*id);
             by_channel.entry(filed.channel).or_default().push(*id);
             by_state.entry(filed.state).or_default().push(*id);
@@ -160,6 +180,7 @@ impl Index {
             by_state: packed(by_state),
             children: packed(children),
             counts,
+            binlog_sizes,
             inline_logs,
             ..Index::default()
         }
@@ -170,6 +191,7 @@ impl Index {
         let id = seg.id;
         self.unlink(id);
         self.strings.intern(&seg.insert_channel);
+        let size = healthy(seg.state).then(|| segment_binlog_size(&seg));
         let stored = if is_cold(seg.state) {
             let bytes = compact::encode(&seg, &mut self.strings);
             debug_assert_eq!(compact::decode(id, &bytes, &self.strings), *seg);
@@ -185,6 +207,11 @@ impl Index {
             self.children.entry(parent).or_default().insert(id);
         }
         *self.counts.entry((filed.coll, filed.state)).or_default() += 1;
+        if let Some(size) = size {
+            let (count, total) = self.binlog_sizes.entry(filed.coll).or_default();
+            *count += 1;
+            *total = total.wrapping_add(size);
+        }
         self.segments.insert(id, stored);
     }
 
@@ -205,6 +232,15 @@ impl Index {
         remove_from(&mut self.by_state, &filed.state, id);
         for parent in parents_of(id, &stored) {
             remove_from(&mut self.children, &parent, id);
+        }
+        if healthy(filed.state)
+            && let Some((count, total)) = self.binlog_sizes.get_mut(&filed.coll)
+        {
+            *count -= 1;
+            *total = total.wrapping_sub(log_size_of(&stored));
+            if *count == 0 {
+                self.binlog_sizes.remove(&filed.coll);
+            }
         }
         let count_key = (filed.coll, filed.state);
         if let Some(count) = self.counts.get_mut(&count_key) {
@@ -286,7 +322,7 @@ impl Index {
             .filter_map(|id| self.segments.get(id))
             .map(|stored| filing(stored, &self.strings))
             .filter(|filed| part.is_none_or(|part| filed.part == part))
-            .filter(|filed| SegmentState::try_from(filed.state).is_ok_and(is_healthy))
+            .filter(|filed| healthy(filed.state))
             .map(|filed| filed.num_of_rows)
             .sum()
     }
@@ -304,6 +340,19 @@ impl Index {
             .collect();
         counts.sort_by_key(|(coll, state, _)| (*coll, *state as i32));
         counts
+    }
+
+    /// Σ log sizes over healthy segments, in total and per collection with healthy segments.
+    pub(crate) fn binlog_sizes(&self) -> (i64, BTreeMap<CollectionId, i64>) {
+        let per_collection: BTreeMap<_, _> = self
+            .binlog_sizes
+            .iter()
+            .map(|(coll, (_, size))| (*coll, *size))
+            .collect();
+        let total = per_collection
+            .values()
+            .fold(0i64, |total, size| total.wrapping_add(*size));
+        (total, per_collection)
     }
 
     pub(crate) fn has_inline_logs(&self, id: SegmentId) -> bool {
@@ -406,6 +455,7 @@ mod tests {
             format!("{:?}", index.in_states(&all)),
             format!("{:?}", index.counts()),
             format!("{:?}", index.child_of(1)),
+            format!("{:?}", index.binlog_sizes()),
         ];
         for part in [None, Some(10), Some(20)] {
             seen.push(format!("{}", index.row_count(1, part)));
@@ -470,5 +520,83 @@ mod tests {
         assert!(!index.remove(5));
         assert!(index.child_of(1).is_none());
         assert_eq!(ids(&index.of_channel("b")), vec![6]);
+    }
+
+    fn with_logs(
+        seg: Arc<SegmentInfo>,
+        insert: &[i64],
+        delta: &[i64],
+        stats: &[i64],
+    ) -> Arc<SegmentInfo> {
+        let field = |field_id, sizes: &[i64]| {
+            vec![FieldBinlog {
+                field_id,
+                binlogs: sizes
+                    .iter()
+                    .map(|size| milvus_proto::data::Binlog {
+                        log_size: *size,
+                        log_id: 100 + size,
+                        ..Default::default()
+                    })
+                    .collect(),
+            }]
+        };
+        let mut info = (*seg).clone();
+        info.binlogs = field(100, insert);
+        info.deltalogs = field(0, delta);
+        info.statslogs = field(100, stats);
+        Arc::new(info)
+    }
+
+    #[test]
+    fn binlog_sizes_follow_segments() {
+        use SegmentState::{Dropped, Flushed, Growing};
+        let sizes = |index: &Index| {
+            let (total, per) = index.binlog_sizes();
+            (total, per.into_iter().collect::<Vec<_>>())
+        };
+        let mut index = Index::default();
+        index.put(with_logs(seg(1, 1, "a", Growing), &[100], &[], &[10]));
+        index.put(with_logs(seg(2, 1, "a", Flushed), &[600, 400], &[7], &[]));
+        index.put(seg(3, 2, "b", Growing));
+        assert_eq!(sizes(&index), (1117, vec![(1, 1117), (2, 0)]));
+
+        // Replacing a segment swaps its old size for the new one, hot or cold.
+        index.put(with_logs(seg(1, 1, "a", Flushed), &[100, 150], &[], &[50]));
+        assert_eq!(sizes(&index), (1307, vec![(1, 1307), (2, 0)]));
+        index.put(with_logs(
+            seg(2, 1, "a", Flushed),
+            &[600, 400],
+            &[7, 3],
+            &[],
+        ));
+        assert_eq!(sizes(&index), (1310, vec![(1, 1310), (2, 0)]));
+
+        // A dropped segment's files no longer count (GC removes them later).
+        index.put(with_logs(
+            seg(2, 1, "a", Dropped),
+            &[600, 400],
+            &[7, 3],
+            &[],
+        ));
+        assert_eq!(sizes(&index), (300, vec![(1, 300), (2, 0)]));
+
+        // Loading the same segments gives the same figures.
+        let mut strings = Interner::default();
+        let segments: HashMap<SegmentId, Stored> = [1, 2, 3]
+            .into_iter()
+            .map(|id| {
+                let info = index.get(id).expect("present");
+                let bytes = compact::encode(&info, &mut strings);
+                (id, Stored::from_compact(id, bytes, &strings))
+            })
+            .collect();
+        let loaded = Index::from_loaded(segments, strings, HashSet::new());
+        assert_eq!(sizes(&loaded), sizes(&index));
+
+        // A collection leaves the figures with its last healthy segment.
+        assert!(index.remove(3));
+        assert!(index.remove(1));
+        assert_eq!(sizes(&index), (0, vec![]));
     }
 }

@@ -29,6 +29,8 @@ pub use keys::{
     CHANNEL_CHECKPOINT_PREFIX, CHANNEL_REMOVAL_PREFIX, LogKind, META_PREFIX, SEGMENT_PREFIX,
     channel_checkpoint_key, channel_removal_key, log_key, segment_key,
 };
-pub use logs::{binlog_row_count, is_flush_state, is_healthy, with_full_paths};
+pub use logs::{
+    binlog_row_count, is_flush_state, is_healthy, segment_binlog_size, with_full_paths,
+};
 pub use meta::Meta;
 pub use segment_writes::{BinlogUpdate, DroppedSegment};

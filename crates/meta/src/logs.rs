@@ -19,6 +19,16 @@ pub fn is_healthy(state: SegmentState) -> bool {
     )
 }
 
+/// Bytes in object storage a segment's logs take: Σ `log_size` over its insert, delete and
+/// stats logs (what 2.3.5 reports to the quota center).
+pub fn segment_binlog_size(seg: &SegmentInfo) -> i64 {
+    [&seg.binlogs, &seg.deltalogs, &seg.statslogs]
+        .into_iter()
+        .flatten()
+        .flat_map(|field| &field.binlogs)
+        .fold(0i64, |size, binlog| size.wrapping_add(binlog.log_size))
+}
+
 /// Whether `state` is Flushing or Flushed.
 pub fn is_flush_state(state: SegmentState) -> bool {
     matches!(state, SegmentState::Flushing | SegmentState::Flushed)

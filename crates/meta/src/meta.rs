@@ -1,6 +1,7 @@
 //! [`Meta`]: the catalog plus the in-memory index, with synchronous reads and serialised,
 //! persist-first writes. Segment writes live in `segment_writes.rs`.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -309,6 +310,13 @@ impl Meta {
     /// Σ num_of_rows over the healthy segments of one partition.
     pub fn partition_row_count(&self, coll: CollectionId, part: PartitionId) -> i64 {
         self.shared.read().row_count(coll, Some(part))
+    }
+
+    /// Bytes the logs of healthy segments take in object storage: the total and each
+    /// collection's (every collection with a healthy segment, zero included). The quota
+    /// center's disk protection reads these.
+    pub fn binlog_sizes(&self) -> (i64, BTreeMap<CollectionId, i64>) {
+        self.shared.read().binlog_sizes()
     }
 
     /// Segments per collection and state, for metrics.
