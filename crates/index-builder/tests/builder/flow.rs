@@ -51,9 +51,7 @@ async fn normal_flow_builds_records_and_drops_the_job(kv: Arc<dyn MetaKv>) {
     let env = Env::open(kv).await;
     env.engine_version.store(3, Ordering::Relaxed);
     env.nodes.add_node(7, 2);
-    env.create_index(COLL, VECTOR_FIELD, "IVF_FLAT").await;
-    env.add_segment(COLL, 1, 1500, 2).await;
-    let build_id = env.one_task(1).await;
+    let build_id = env.ivf_flat_task().await;
     assert_eq!(env.record(build_id).state, IndexState::Unissued);
 
     let summary = env.builder.run_once().await;
@@ -133,9 +131,7 @@ async fn lost_node_means_reassignment_with_the_next_version(kv: Arc<dyn MetaKv>)
     let env = Env::open(kv).await;
     env.nodes.add_node(1, 2);
     env.nodes.add_node(2, 1);
-    env.create_index(COLL, VECTOR_FIELD, "IVF_FLAT").await;
-    env.add_segment(COLL, 1, 1500, 2).await;
-    let build_id = env.one_task(1).await;
+    let build_id = env.ivf_flat_task().await;
     env.builder.run_once().await;
     assert_eq!(env.record(build_id).node_id, 1, "most free slots");
 
@@ -169,9 +165,7 @@ async fn lost_node_means_reassignment_with_the_next_version(kv: Arc<dyn MetaKv>)
 async fn failed_build_is_terminal(kv: Arc<dyn MetaKv>) {
     let env = Env::open(kv).await;
     env.nodes.add_node(1, 1);
-    env.create_index(COLL, VECTOR_FIELD, "IVF_FLAT").await;
-    env.add_segment(COLL, 1, 1500, 2).await;
-    let build_id = env.one_task(1).await;
+    let build_id = env.ivf_flat_task().await;
     env.builder.run_once().await;
     env.nodes.fail(build_id, "out of memory");
     let summary = env.builder.run_once().await;
@@ -198,9 +192,7 @@ async fn failed_build_is_terminal(kv: Arc<dyn MetaKv>) {
 async fn retry_report_lost_job_and_refused_create_reassign(kv: Arc<dyn MetaKv>) {
     let env = Env::open(kv).await;
     env.nodes.add_node(1, 1);
-    env.create_index(COLL, VECTOR_FIELD, "IVF_FLAT").await;
-    env.add_segment(COLL, 1, 1500, 2).await;
-    let build_id = env.one_task(1).await;
+    let build_id = env.ivf_flat_task().await;
 
     // CreateJob refused: the record names the node and version 1 but stays Unissued.
     env.nodes.fail_next_create(1, 1);

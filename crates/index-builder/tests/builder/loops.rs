@@ -22,9 +22,7 @@ async fn hung_nodes_cost_one_timeout_and_do_not_stall_the_round() {
     env.nodes.add_node(1, 5);
     env.nodes.add_node(2, 1);
     env.nodes.set_hung(1, true);
-    env.create_index(COLL, VECTOR_FIELD, "IVF_FLAT").await;
-    env.add_segment(COLL, 1, 1500, 2).await;
-    let build_id = env.one_task(1).await;
+    let build_id = env.ivf_flat_task().await;
 
     // Node 1 never answers GetJobStats: node 2 gets the task once the call times out.
     let started = tokio::time::Instant::now();

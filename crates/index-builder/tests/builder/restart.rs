@@ -61,9 +61,7 @@ async fn interrupted_assignment_is_dropped_then_reassigned(kv: Arc<dyn MetaKv>) 
     let env = Env::open(kv).await;
     env.nodes.add_node(1, 1);
     env.nodes.add_node(5, 1);
-    env.create_index(COLL, VECTOR_FIELD, "IVF_FLAT").await;
-    env.add_segment(COLL, 1, 1500, 2).await;
-    let build_id = env.one_task(1).await;
+    let build_id = env.ivf_flat_task().await;
     // The old coordinator recorded node 5, sent the job, and died before recording InProgress.
     env.index_meta
         .update_version(build_id, 5)

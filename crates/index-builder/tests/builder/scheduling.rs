@@ -14,9 +14,7 @@ use crate::support::{COLL, Env, VECTOR_FIELD};
 async fn without_free_node_tasks_wait_and_others_progress(kv: Arc<dyn MetaKv>) {
     let env = Env::open(kv).await;
     env.nodes.add_node(1, 1);
-    env.create_index(COLL, VECTOR_FIELD, "IVF_FLAT").await;
-    env.add_segment(COLL, 1, 1500, 2).await;
-    let first = env.one_task(1).await;
+    let first = env.ivf_flat_task().await;
     env.builder.run_once().await;
     assert_eq!(env.record(first).state, IndexState::InProgress);
 

@@ -149,6 +149,14 @@ impl Env {
             .unwrap_or_else(|| panic!("no record for build {build_id}"))
     }
 
+    /// The common start: an IVF_FLAT index on the vector field of `COLL` and Flushed segment 1
+    /// (1500 rows, 2 logs), with its one record created; returns its build ID.
+    pub async fn ivf_flat_task(&self) -> BuildId {
+        self.create_index(COLL, VECTOR_FIELD, "IVF_FLAT").await;
+        self.add_segment(COLL, 1, 1500, 2).await;
+        self.one_task(1).await
+    }
+
     /// Creates the missing records of one segment; returns the single new build ID.
     pub async fn one_task(&self, segment_id: SegmentId) -> BuildId {
         let created = self
