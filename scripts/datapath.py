@@ -364,6 +364,32 @@ def hand_over(cluster: cluster_mod.Cluster, stop, start, old_address: str, addre
     return proc
 
 
+def wait_state(address: str, state: int, proc: cluster_mod.Proc, timeout: float = 60) -> None:
+    """Waits until the DataCoord at `address` reports `state` (milvus_grpc state codes)."""
+    def reached():
+        current = milvus_grpc.try_component_states(address)
+        return current if current and current.state_code == state else None
+
+    cluster_mod.wait_for(f"{address} in state {milvus_grpc.STATE_NAMES[state]}", reached, timeout, [proc])
+
+
+def go_takes_over(cluster: cluster_mod.Cluster) -> tuple[cluster_mod.Proc, str, cluster_mod.Proc]:
+    """A Go DataCoord becomes the active one and the one under test comes back as its standby.
+
+    Returns (the Go process, its address, the standby under test)."""
+    under_test = cluster.procs["datacoord"]
+    go_address = f"127.0.0.1:{cluster_mod.free_port()}"
+    go = cluster.start_datacoord(cluster_mod.GO_DATACOORD_CMD, name="go-datacoord",
+                                 port=int(go_address.rsplit(":", 1)[1]),
+                                 metrics_port=cluster_mod.free_port(), wait=False)
+    wait_state(go_address, milvus_grpc.STANDBY, go)
+    hand_over(cluster, stop=lambda: sigterm(under_test), start=lambda: go,
+              old_address=cluster.datacoord_address, address=go_address)
+    standby = cluster.start_datacoord(wait=False)
+    wait_state(cluster.datacoord_address, milvus_grpc.STANDBY, standby)
+    return go, go_address, standby
+
+
 def sigterm(proc: cluster_mod.Proc, grace: float = 8.0) -> int | None:
     """SIGTERM, then SIGKILL if the process outstays `grace`; the exit code, None when killed."""
     proc.signal(signal.SIGTERM)

@@ -16,7 +16,6 @@ import pytest
 
 import cluster as cluster_mod
 import datapath
-import milvus_grpc
 
 pytestmark = pytest.mark.needs_datacoord
 
@@ -47,14 +46,6 @@ def _restart_after_kill_9(cluster) -> cluster_mod.Proc:
         old_address=cluster.datacoord_address,
         address=cluster.datacoord_address,
     )
-
-
-def _wait_state(address: str, state: int, proc: cluster_mod.Proc) -> None:
-    def reached():
-        current = milvus_grpc.try_component_states(address)
-        return current if current and current.state_code == state else None
-
-    cluster_mod.wait_for(f"{address} in state {milvus_grpc.STATE_NAMES[state]}", reached, 60, [proc])
 
 
 def _drop_and_check(cluster, milvus, workloads) -> None:
@@ -111,17 +102,7 @@ def test_kill_9_between_inserts_and_mid_flush(cluster, milvus):
 
 def test_go_hands_over_to_the_datacoord_under_test(cluster, milvus):
     endpoint = cluster.etcd_endpoint
-    under_test = cluster.procs["datacoord"]
-    go_address = f"127.0.0.1:{cluster_mod.free_port()}"
-    go = cluster.start_datacoord(cluster_mod.GO_DATACOORD_CMD, name="go-datacoord",
-                                 port=int(go_address.rsplit(":", 1)[1]),
-                                 metrics_port=cluster_mod.free_port(), wait=False)
-    _wait_state(go_address, milvus_grpc.STANDBY, go)
-    # The Go DataCoord becomes the active one; the one under test comes back as its standby.
-    datapath.hand_over(cluster, stop=lambda: datapath.sigterm(under_test), start=lambda: go,
-                       old_address=cluster.datacoord_address, address=go_address)
-    standby = cluster.start_datacoord(wait=False)
-    _wait_state(cluster.datacoord_address, milvus_grpc.STANDBY, standby)
+    go, go_address, standby = datapath.go_takes_over(cluster)
 
     workloads = _workloads(milvus, cluster, "e2e_g_from_go", 2)
     _round(workloads, endpoint=endpoint)

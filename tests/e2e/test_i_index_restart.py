@@ -14,7 +14,6 @@ import pytest
 import cluster as cluster_mod
 import datapath
 import index as ix
-import milvus_grpc
 
 pytestmark = pytest.mark.needs_datacoord
 
@@ -42,12 +41,15 @@ def _check_built(cluster, workload: ix.IndexWorkload, index_id: int, index_type:
     return state
 
 
-def _wait_state(address: str, state: int, proc: cluster_mod.Proc) -> None:
-    def reached():
-        current = milvus_grpc.try_component_states(address)
-        return current if current and current.state_code == state else None
-
-    cluster_mod.wait_for(f"{address} in state {milvus_grpc.STATE_NAMES[state]}", reached, 60, [proc])
+def _build_load_and_search(cluster, workload: ix.IndexWorkload, params: dict, index_type: str) -> int:
+    """Creates the vector index, waits for it, checks the build, loads and searches; its index ID."""
+    workload.create_index("vec", params, VEC_INDEX)
+    workload.wait_index(VEC_INDEX)
+    index_id = ix.live_index_id(cluster.etcd_endpoint, workload.collection_id, VEC_INDEX)
+    _check_built(cluster, workload, index_id, index_type)
+    workload.collection().load(timeout=120)
+    workload.check_search_finds_itself(params)
+    return index_id
 
 
 def _progress(workload: ix.IndexWorkload) -> dict:
@@ -126,27 +128,13 @@ def test_kill_9_while_building_then_every_index_finishes(cluster, milvus):
 
 def test_indexes_survive_hand_overs_go_to_under_test_and_back(cluster, milvus):
     endpoint = cluster.etcd_endpoint
-    under_test = cluster.procs["datacoord"]
-    go_address = f"127.0.0.1:{cluster_mod.free_port()}"
-    go = cluster.start_datacoord(cluster_mod.GO_DATACOORD_CMD, name="go-datacoord",
-                                 port=int(go_address.rsplit(":", 1)[1]),
-                                 metrics_port=cluster_mod.free_port(), wait=False)
-    _wait_state(go_address, milvus_grpc.STANDBY, go)
-    datapath.hand_over(cluster, stop=lambda: datapath.sigterm(under_test), start=lambda: go,
-                       old_address=cluster.datacoord_address, address=go_address)
-    standby = cluster.start_datacoord(wait=False)
-    _wait_state(cluster.datacoord_address, milvus_grpc.STANDBY, standby)
+    go, go_address, standby = datapath.go_takes_over(cluster)
 
     # Built under Go.
     layout = [[("_default", 1400), ("p1", 700)], [("_default", 1200)]]
     first = _workload(milvus, cluster, "e2e_i_go_built", seed=21, layout=layout)
     first_params = ix.vector_index_params("IVF_FLAT", nlist=32)
-    first.create_index("vec", first_params, VEC_INDEX)
-    first.wait_index(VEC_INDEX)
-    first_id = ix.live_index_id(endpoint, first.collection_id, VEC_INDEX)
-    _check_built(cluster, first, first_id, "IVF_FLAT")
-    first.collection().load(timeout=120)
-    first.check_search_finds_itself(first_params)
+    _build_load_and_search(cluster, first, first_params, "IVF_FLAT")
     under_go = Observed(cluster, first, first_params)
     assert under_go.progress == {"total_rows": first.live_rows, "indexed_rows": first.live_rows,
                                  "pending_index_rows": 0}
@@ -158,12 +146,7 @@ def test_indexes_survive_hand_overs_go_to_under_test_and_back(cluster, milvus):
     # Built under the DataCoord under test.
     second = _workload(milvus, cluster, "e2e_i_built_here", seed=22, layout=layout)
     second_params = ix.vector_index_params("HNSW")
-    second.create_index("vec", second_params, VEC_INDEX)
-    second.wait_index(VEC_INDEX)
-    second_id = ix.live_index_id(endpoint, second.collection_id, VEC_INDEX)
-    _check_built(cluster, second, second_id, "HNSW")
-    second.collection().load(timeout=120)
-    second.check_search_finds_itself(second_params)
+    second_id = _build_load_and_search(cluster, second, second_params, "HNSW")
     under_test_first = Observed(cluster, first, first_params)
     under_test_second = Observed(cluster, second, second_params)
 
