@@ -23,7 +23,7 @@ mod write;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use config::{BUFFER_NODE, ChannelConfig, DEFAULT_WATCH_SUBPATH};
+pub use config::{BUFFER_NODE, ChannelConfig};
 pub use error::{ClusterError, ClusterResult};
 pub use manager::{ChannelManager, ChannelMetaProvider};
 pub use store::ChannelSpec;

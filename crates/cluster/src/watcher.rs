@@ -6,9 +6,8 @@
 //! not yet acted on), then watch from that listing. Go instead re-watches from the compact
 //! revision or "now". A watch etcd cancels for another reason cannot be repaired: `lost` fires.
 
-use std::time::Duration;
-
 use etcd_client::{EventType, GetOptions, WatchOptions, WatchStream};
+use milvus_types::Backoff;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -20,8 +19,6 @@ const MAX_RESPONSE_BYTES: usize = i32::MAX as usize;
 /// Attempts to reopen the watch or re-list before giving up (backoff 200 ms doubling to 3 s,
 /// about 80 s in all, like Go's retry defaults).
 const RETRY_ATTEMPTS: u32 = 30;
-const FIRST_BACKOFF: Duration = Duration::from_millis(200);
-const MAX_BACKOFF: Duration = Duration::from_secs(3);
 
 /// What the watcher hands to the manager.
 #[derive(Debug)]
@@ -184,25 +181,19 @@ impl WatchTarget {
     }
 }
 
-async fn retry<T, F, Fut>(what: &'static str, mut op: F) -> ClusterResult<T>
+async fn retry<T, F, Fut>(what: &'static str, op: F) -> ClusterResult<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = ClusterResult<T>>,
 {
-    let mut backoff = FIRST_BACKOFF;
-    let mut attempt = 1;
-    loop {
-        match op().await {
-            Ok(value) => return Ok(value),
-            Err(err) if attempt >= RETRY_ATTEMPTS => return Err(err),
-            Err(err) => {
-                if attempt % 4 == 1 {
-                    warn!(what, attempt, error = %err, "retrying");
-                }
-            }
+    milvus_types::retry(Backoff::RETRY_DO, op, |err, attempt| {
+        if attempt >= RETRY_ATTEMPTS {
+            return false;
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
-        attempt += 1;
-    }
+        if attempt % 4 == 1 {
+            warn!(what, attempt, error = %err, "retrying");
+        }
+        true
+    })
+    .await
 }

@@ -10,6 +10,7 @@ use datacoord_cluster::testing::{
     wait_until,
 };
 use datacoord_cluster::{BUFFER_NODE, ChannelConfig, ChannelManager, ChannelSpec, ClusterError};
+use milvus_config::DataCoordConfig;
 use milvus_proto::common::KeyDataPair;
 use milvus_proto::data::{ChannelWatchInfo, ChannelWatchState, VchannelInfo};
 use milvus_proto::schema::CollectionSchema;
@@ -33,7 +34,7 @@ fn config(timeout: Duration) -> ChannelConfig {
         watch_timeout: timeout,
         auto_balance: false,
         balance_interval: Duration::ZERO,
-        ..ChannelConfig::default()
+        ..ChannelConfig::from_config(&DataCoordConfig::default())
     }
 }
 

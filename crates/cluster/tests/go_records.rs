@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use datacoord_cluster::ChannelConfig;
 use datacoord_cluster::testing::{FakeProvider, TestCluster, TestEtcd};
+use milvus_config::DataCoordConfig;
 use milvus_proto::data::{ChannelWatchInfo, ChannelWatchState};
 use prost::Message;
 
@@ -47,7 +48,7 @@ async fn loads_and_keeps_settled_go_records() {
         watch_timeout: Duration::from_secs(10),
         auto_balance: false,
         balance_interval: Duration::ZERO,
-        ..ChannelConfig::default()
+        ..ChannelConfig::from_config(&DataCoordConfig::default())
     };
     let cluster = TestCluster::new(env, FakeProvider::new(), config).await;
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use milvus_config::GrpcClientConfig;
 use milvus_proto::data::data_node_client::DataNodeClient as GenDataNodeClient;
 use milvus_proto::index::index_node_client::IndexNodeClient as GenIndexNodeClient;
-use milvus_types::{MilvusError, NodeClientCreator};
+use milvus_types::{ErrorCode, MilvusError, NodeClientCreator};
 use tonic::metadata::AsciiMetadataValue;
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
@@ -114,4 +114,13 @@ pub fn indexnode_creator(
             .max_decoding_message_size(grpc.client_max_recv_size)
             .max_encoding_message_size(grpc.client_max_send_size)
     })
+}
+
+/// A failed call to a node: a node without the method (an older version) is told apart from an
+/// unreachable one, since callers fall back on the former.
+pub(crate) fn transport_error(err: tonic::Status) -> MilvusError {
+    if err.code() == tonic::Code::Unimplemented {
+        return MilvusError::new(ErrorCode::SERVICE_UNIMPLEMENTED).with_desc(err.message());
+    }
+    MilvusError::service_unavailable(&err.to_string())
 }

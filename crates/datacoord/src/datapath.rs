@@ -1,51 +1,59 @@
-//! The write side of the data path: channels, allocation, time ticks, binlogs, flush.
+//! [`DataPath`]: the write side of the data path (channels, allocation, time ticks, binlogs,
+//! flush) and the segment-state admin RPCs.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use datacoord_cluster::ChannelSpec;
-use datacoord_meta::{BinlogUpdate, DroppedSegment};
+use datacoord_meta::{BinlogUpdate, DroppedSegment, Meta};
+use datacoord_segments::SegmentManager;
 use milvus_proto::common::SegmentState;
 use milvus_proto::data::{
     AssignSegmentIdRequest, DropVirtualChannelRequest, FlushRequest, FlushResponse,
     ReportDataNodeTtMsgsRequest, SaveBinlogPathsRequest, SegmentIdAssignment,
     UpdateChannelCheckpointRequest, UpdateSegmentStatisticsRequest, WatchChannelsRequest,
 };
-use milvus_types::{ErrorCode, MilvusError, MilvusResult, NodeId, SegmentId, parse_ts};
+use milvus_rootcoord_client::Allocator;
+use milvus_types::{Backoff, ErrorCode, MilvusError, MilvusResult, NodeId, SegmentId, parse_ts};
+use prometheus::GaugeVec;
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::datanodes;
-use crate::server::{Active, Server};
+use crate::background::Background;
+use crate::channels::Channels;
+use crate::collections::Collections;
+use crate::datanodes::{self, DataNodes};
 
-/// Flush → FlushChannels attempts (2.3.5: 60, about three minutes).
+/// Flush → FlushChannels attempts (2.3.5: 60 with `retry.Do`'s backoff, about three minutes).
 const FLUSH_CHANNELS_ATTEMPTS: u32 = 60;
-const FLUSH_CHANNELS_INITIAL_BACKOFF: Duration = Duration::from_millis(200);
-const FLUSH_CHANNELS_MAX_BACKOFF: Duration = Duration::from_secs(3);
-const POST_FLUSH_INITIAL_BACKOFF: Duration = Duration::from_millis(200);
-const POST_FLUSH_MAX_BACKOFF: Duration = Duration::from_secs(5);
-/// Capacity of the flush queue (2.3.5's flushCh).
-pub(crate) const FLUSH_QUEUE: usize = 1024;
 
 fn source_id(base: &Option<milvus_proto::common::MsgBase>) -> NodeId {
     base.as_ref().map(|b| b.source_id).unwrap_or_default()
 }
 
-impl Server {
-    /// The active parts, or ServiceNotReady unless Healthy.
-    pub(crate) fn healthy(&self) -> MilvusResult<&Active> {
-        self.check_healthy()?;
-        self.active
-            .get()
-            .ok_or_else(|| MilvusError::internal("datacoord is healthy but not initialised"))
-    }
+/// The data-path RPCs DataNodes, proxies and RootCoord send: WatchChannels, AssignSegmentID,
+/// Flush, ReportDataNodeTtMsgs, UpdateSegmentStatistics, UpdateChannelCheckpoint,
+/// SaveBinlogPaths, DropVirtualChannel, SetSegmentState, MarkSegmentsDropped.
+pub struct DataPath {
+    pub(crate) node_id: NodeId,
+    pub(crate) meta: Arc<Meta>,
+    pub(crate) segments: Arc<SegmentManager>,
+    pub(crate) channels: Arc<dyn Channels>,
+    pub(crate) datanodes: Arc<dyn DataNodes>,
+    pub(crate) allocator: Arc<dyn Allocator>,
+    pub(crate) collections: Arc<Collections>,
+    /// Segments whose binlogs were saved with `flushed`, on their way to Flushed.
+    pub(crate) flush_tx: mpsc::Sender<SegmentId>,
+    /// Where the fire-and-forget FlushSegments calls run.
+    pub(crate) background: Background,
+    /// `milvus_datacoord_consume_datanode_tt_lag_ms`.
+    pub(crate) tt_lag: GaugeVec,
+}
 
+impl DataPath {
     /// WatchChannels (RootCoord, at collection creation): assign each channel, then mark it
     /// existing. Stops at the first failure; earlier channels stay watched, as in 2.3.5.
     pub async fn watch_channels(&self, request: WatchChannelsRequest) -> MilvusResult<()> {
-        let active = self.healthy()?;
         info!(
             collection_id = request.collection_id,
             channels = ?request.channel_names,
@@ -59,12 +67,11 @@ impl Server {
                 schema: request.schema.clone(),
                 create_timestamp: request.create_timestamp,
             };
-            active
-                .channels
+            self.channels
                 .watch(spec)
                 .await
-                .map_err(|e| MilvusError::from(e).wrap(format!("watch channel {name}")))?;
-            active.meta.mark_channel_added(name).await?;
+                .map_err(|e| e.wrap(format!("watch channel {name}")))?;
+            self.meta.mark_channel_added(name).await?;
             info!(channel = %name, "NON remove flag tombstone added");
         }
         Ok(())
@@ -76,10 +83,9 @@ impl Server {
         &self,
         request: AssignSegmentIdRequest,
     ) -> MilvusResult<Vec<SegmentIdAssignment>> {
-        let active = self.healthy()?;
         let mut assignments = Vec::with_capacity(request.segment_id_requests.len());
         for r in request.segment_id_requests {
-            let collection = match active.collections.get(r.collection_id).await {
+            let collection = match self.collections.get(r.collection_id).await {
                 Ok(collection) => Some(collection),
                 Err(err) => {
                     warn!(collection_id = r.collection_id, error = %err, "cannot get collection schema");
@@ -93,15 +99,14 @@ impl Server {
                 schema: collection.as_ref().and_then(|c| c.schema.clone()),
                 create_timestamp: 0,
             };
-            if let Err(err) = active.channels.watch(spec).await {
+            if let Err(err) = self.channels.watch(spec).await {
                 warn!(channel = %r.channel_name, error = %err, "watch channel on assign failed");
             }
             let Some(schema) = collection.as_ref().and_then(|c| c.schema.as_ref()) else {
                 continue;
             };
             let allocations = if r.is_import {
-                active
-                    .segments
+                self.segments
                     .alloc_import_segment(
                         r.collection_id,
                         r.partition_id,
@@ -113,8 +118,7 @@ impl Server {
                     .await
                     .map(|a| vec![a])
             } else {
-                active
-                    .segments
+                self.segments
                     .alloc_segment(
                         r.collection_id,
                         r.partition_id,
@@ -153,7 +157,6 @@ impl Server {
     /// Flush: seal the collection's segments and ask its datanodes to flush their channels up
     /// to a fresh timestamp. Segments become Flushed later, through the time-tick path.
     pub async fn flush(&self, request: FlushRequest) -> MilvusResult<FlushResponse> {
-        let active = self.healthy()?;
         let collection_id = request.collection_id;
         info!(
             collection_id,
@@ -161,43 +164,45 @@ impl Server {
             is_import = request.is_import,
             "receive flush request"
         );
-        let ts = active.allocator.alloc_timestamp().await?;
+        let ts = self.allocator.alloc_timestamp().await?;
         let (physical_ms, _) = parse_ts(ts);
-        let sealed = active
+        let sealed = self
             .segments
             .seal_all_segments(collection_id, &request.segment_i_ds, request.is_import)
             .await
             .map_err(|e| e.wrap(format!("failed to flush collection {collection_id}")))?;
-        let flushing: Vec<SegmentId> = active
+        let flushing: Vec<SegmentId> = self
             .meta
             .segments_of_collection(collection_id)
             .iter()
             .filter(|s| datacoord_meta::is_flush_state(s.state()) && !sealed.contains(&s.id))
             .map(|s| s.id)
             .collect();
-        let mut flush_ts = ts;
-        let mut backoff = FLUSH_CHANNELS_INITIAL_BACKOFF;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self.flush_channels_once(active, collection_id, ts).await {
-                Ok(()) => break,
-                Err(err) if err.code() == ErrorCode::SERVICE_UNIMPLEMENTED => {
-                    warn!(
-                        collection_id,
-                        "datanode has no FlushChannels, flush_ts set to 0"
-                    );
-                    flush_ts = 0;
-                    break;
+        let flushed_channels = milvus_types::retry(
+            Backoff::RETRY_DO,
+            || self.flush_channels_once(collection_id, ts),
+            |err, attempt| {
+                if err.code() == ErrorCode::SERVICE_UNIMPLEMENTED
+                    || attempt >= FLUSH_CHANNELS_ATTEMPTS
+                {
+                    return false;
                 }
-                Err(err) if attempt >= FLUSH_CHANNELS_ATTEMPTS => return Err(err),
-                Err(err) => {
-                    info!(collection_id, attempt, error = %err, "flush channels failed, retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(FLUSH_CHANNELS_MAX_BACKOFF);
-                }
+                info!(collection_id, attempt, error = %err, "flush channels failed, retrying");
+                true
+            },
+        )
+        .await;
+        let flush_ts = match flushed_channels {
+            Ok(()) => ts,
+            Err(err) if err.code() == ErrorCode::SERVICE_UNIMPLEMENTED => {
+                warn!(
+                    collection_id,
+                    "datanode has no FlushChannels, flush_ts set to 0"
+                );
+                0
             }
-        }
+            Err(err) => return Err(err),
+        };
         info!(collection_id, sealed = ?sealed, flushing = ?flushing, flush_ts, "flush response with segments");
         Ok(FlushResponse {
             status: Some(milvus_types::Status::default()),
@@ -210,21 +215,16 @@ impl Server {
         })
     }
 
-    async fn flush_channels_once(
-        &self,
-        active: &Active,
-        collection_id: i64,
-        ts: u64,
-    ) -> MilvusResult<()> {
+    async fn flush_channels_once(&self, collection_id: i64, ts: u64) -> MilvusResult<()> {
         let mut by_node: BTreeMap<NodeId, Vec<String>> = BTreeMap::new();
-        for (node, channel) in active.channels.channels_of_collection(collection_id) {
+        for (node, channel) in self.channels.channels_of_collection(collection_id) {
             by_node.entry(node).or_default().push(channel);
         }
         for (node, channels) in by_node {
-            if let Some(channel) = channels.iter().find(|c| !active.channels.matches(node, c)) {
+            if let Some(channel) = channels.iter().find(|c| !self.channels.matches(node, c)) {
                 return Err(MilvusError::channel_not_found(channel));
             }
-            datanodes::flush_channels(&active.datanodes, self.server_id(), node, ts, channels)
+            datanodes::flush_channels(self.datanodes.as_ref(), self.node_id, node, ts, channels)
                 .await?;
         }
         Ok(())
@@ -236,11 +236,10 @@ impl Server {
         &self,
         request: ReportDataNodeTtMsgsRequest,
     ) -> MilvusResult<()> {
-        let active = self.healthy()?;
         for msg in request.msgs {
             let node = source_id(&msg.base);
             let channel = msg.channel_name;
-            if !active.channels.matches(node, &channel) {
+            if !self.channels.matches(node, &channel) {
                 warn!(node_id = node, %channel, "node is not matched with channel");
                 continue;
             }
@@ -252,10 +251,9 @@ impl Server {
                     .as_millis() as i64;
                 now_ms - physical_ms as i64
             };
-            self.metrics
-                .datanode_tt_lag_ms
+            self.tt_lag
                 .with_label_values(&[
-                    &self.server_id().to_string(),
+                    &self.node_id.to_string(),
                     crate::handler::physical_channel(&channel),
                 ])
                 .set(lag_ms as f64);
@@ -264,8 +262,8 @@ impl Server {
                 .iter()
                 .map(|s| (s.segment_id, s.num_rows))
                 .collect();
-            active.segments.update_segment_stats(&stats);
-            let flushable = active
+            self.segments.update_segment_stats(&stats);
+            let flushable = self
                 .segments
                 .flushable_on_tick(&channel, msg.timestamp)
                 .await
@@ -275,7 +273,7 @@ impl Server {
                 })?;
             let segments: Vec<_> = flushable
                 .iter()
-                .filter_map(|id| active.meta.healthy_segment(*id))
+                .filter_map(|id| self.meta.healthy_segment(*id))
                 .collect();
             let Some(first) = segments.first() else {
                 continue;
@@ -283,12 +281,12 @@ impl Server {
             let collection_id = first.collection_id;
             let ids: Vec<SegmentId> = segments.iter().map(|s| s.id).collect();
             info!(node_id = node, %channel, segments = ?ids, "start flushing segments");
-            let datanodes = active.datanodes.clone();
-            let datacoord_id = self.server_id();
+            let datanodes = self.datanodes.clone();
+            let datacoord_id = self.node_id;
             // Fire and forget: a lost FlushSegments is re-sent on a later tick while still Sealed.
-            self.spawn_task(async move {
+            self.background.spawn(async move {
                 if let Err(err) = datanodes::flush_segments(
-                    &datanodes,
+                    datanodes.as_ref(),
                     datacoord_id,
                     node,
                     collection_id,
@@ -309,13 +307,12 @@ impl Server {
         &self,
         request: UpdateSegmentStatisticsRequest,
     ) -> MilvusResult<()> {
-        let active = self.healthy()?;
         let stats: Vec<(SegmentId, i64)> = request
             .stats
             .iter()
             .map(|s| (s.segment_id, s.num_rows))
             .collect();
-        active.segments.update_segment_stats(&stats);
+        self.segments.update_segment_stats(&stats);
         Ok(())
     }
 
@@ -324,12 +321,10 @@ impl Server {
         &self,
         request: UpdateChannelCheckpointRequest,
     ) -> MilvusResult<()> {
-        let active = self.healthy()?;
         let position = request
             .position
             .ok_or_else(|| MilvusError::parameter_invalid("a position", "none"))?;
-        active
-            .meta
+        self.meta
             .update_channel_checkpoint(&request.v_channel, position)
             .await?;
         Ok(())
@@ -337,7 +332,6 @@ impl Server {
 
     /// SaveBinlogPaths: a datanode synced (or flushed, or dropped) a segment.
     pub async fn save_binlog_paths(&self, request: SaveBinlogPathsRequest) -> MilvusResult<()> {
-        let active = self.healthy()?;
         let node = source_id(&request.base);
         let segment_id = request.segment_id;
         info!(
@@ -350,11 +344,11 @@ impl Server {
         );
         if !request.importing
             && !request.channel.is_empty()
-            && !active.channels.matches(node, &request.channel)
+            && !self.channels.matches(node, &request.channel)
         {
             return Err(MilvusError::channel_not_found(&request.channel).with_field("node", node));
         }
-        let Some(segment) = active.meta.segment(segment_id) else {
+        let Some(segment) = self.meta.segment(segment_id) else {
             return Err(MilvusError::segment_not_found(segment_id));
         };
         if segment.state == SegmentState::Dropped as i32 {
@@ -365,31 +359,31 @@ impl Server {
             return Err(MilvusError::segment_not_found(segment_id));
         }
         if request.dropped {
-            active.segments.drop_segment(segment_id);
+            self.segments.drop_segment(segment_id);
         }
         let update = BinlogUpdate {
             segment_id,
             flushed: request.flushed,
             dropped: request.dropped,
             importing: request.importing,
-            import_rows: active.segments.curr_rows(segment_id),
+            import_rows: self.segments.curr_rows(segment_id),
             binlogs: request.field2_binlog_paths,
             statslogs: request.field2_statslog_paths,
             deltalogs: request.deltalogs,
             checkpoints: request.check_points,
             start_positions: request.start_positions,
         };
-        active.meta.save_binlog_paths(update).await?;
+        self.meta.save_binlog_paths(update).await?;
         info!(segment_id, "flush segment with meta");
         if request.flushed {
-            active.segments.drop_segment(segment_id);
-            self.enqueue_flushed(active, segment_id);
+            self.segments.drop_segment(segment_id);
+            self.enqueue_flushed(segment_id);
         }
         Ok(())
     }
 
-    fn enqueue_flushed(&self, active: &Active, segment_id: SegmentId) {
-        if let Err(err) = active.flush_tx.try_send(segment_id) {
+    fn enqueue_flushed(&self, segment_id: SegmentId) {
+        if let Err(err) = self.flush_tx.try_send(segment_id) {
             // The startup scan picks Flushing segments up again, so nothing is lost; but say so.
             warn!(segment_id, error = %err, "flush queue full or closed; segment stays Flushing until restart");
         }
@@ -401,11 +395,10 @@ impl Server {
         &self,
         request: DropVirtualChannelRequest,
     ) -> MilvusResult<()> {
-        let active = self.healthy()?;
         let node = source_id(&request.base);
         let channel = request.channel_name;
         info!(node_id = node, %channel, "receive DropVirtualChannel request");
-        if !active.channels.matches(node, &channel) {
+        if !self.channels.matches(node, &channel) {
             return Err(MilvusError::channel_not_found(&channel).with_field("node", node));
         }
         let reported = request
@@ -421,80 +414,30 @@ impl Server {
                 num_of_rows: s.num_of_rows,
             })
             .collect();
-        active
-            .meta
-            .drop_channel_segments(&channel, reported)
-            .await?;
+        self.meta.drop_channel_segments(&channel, reported).await?;
         info!(%channel, "DropVChannel plan to remove");
-        if let Err(err) = active.channels.release(node, &channel).await {
+        if let Err(err) = self.channels.release(node, &channel).await {
             warn!(node_id = node, %channel, error = %err, "release dropped channel failed");
         }
-        active.segments.drop_segments_of_channel(&channel);
+        self.segments.drop_segments_of_channel(&channel);
         info!(%channel, "DropChannel succeeded");
         Ok(())
     }
-}
 
-/// The flush loop: a segment whose binlogs were saved with `flushed` goes Flushing → Flushed.
-/// Flushing segments found at start-up are re-queued first, so a crash between the two states
-/// never strands a segment.
-pub(crate) async fn run_flush_loop(
-    server: Arc<Server>,
-    mut rx: mpsc::Receiver<SegmentId>,
-    token: CancellationToken,
-) {
-    let Some(active) = server.active.get() else {
-        return;
-    };
-    let pending: Vec<SegmentId> = active
-        .meta
-        .segments_in_states(&[SegmentState::Flushing])
-        .iter()
-        .map(|s| s.id)
-        .collect();
-    for segment_id in pending {
-        post_flush(active, segment_id, &token).await;
+    /// SetSegmentState: no transition check (2.3.5 has none); persisted at once.
+    pub async fn set_segment_state(&self, segment_id: SegmentId, state: i32) -> MilvusResult<()> {
+        let state = SegmentState::try_from(state)
+            .map_err(|_| MilvusError::parameter_invalid("a segment state", state))?;
+        self.meta.set_state(segment_id, state).await?;
+        Ok(())
     }
-    loop {
-        let segment_id = tokio::select! {
-            _ = token.cancelled() => return,
-            next = rx.recv() => match next {
-                Some(id) => id,
-                None => return,
-            },
-        };
-        post_flush(active, segment_id, &token).await;
-    }
-}
 
-async fn post_flush(active: &Active, segment_id: SegmentId, token: &CancellationToken) {
-    let mut backoff = POST_FLUSH_INITIAL_BACKOFF;
-    loop {
-        match active
-            .meta
-            .set_state(segment_id, SegmentState::Flushed)
-            .await
-        {
-            Ok(()) => {
-                if let Some(segment) = active.meta.segment(segment_id) {
-                    active
-                        .flushed_rows
-                        .inc_by(segment.num_of_rows.max(0) as u64);
-                }
-                info!(segment_id, "flush segment done");
-                active.index_builder.on_segment_flushed(segment_id);
-                return;
-            }
-            Err(err) => {
-                // The segment stays Flushing (and is re-queued at the next start) until this
-                // write lands; keep trying while the store is unavailable.
-                warn!(segment_id, error = %MilvusError::from(err), "post flush failed, retrying");
-                tokio::select! {
-                    _ = token.cancelled() => return,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(POST_FLUSH_MAX_BACKOFF);
-            }
+    /// MarkSegmentsDropped (deprecated): stops at the first failure.
+    pub async fn mark_segments_dropped(&self, ids: &[SegmentId]) -> MilvusResult<()> {
+        for id in ids {
+            self.meta.set_state(*id, SegmentState::Dropped).await?;
+            self.segments.drop_segment(*id);
         }
+        Ok(())
     }
 }

@@ -1,5 +1,5 @@
-//! Garbage collection as the server runs it: the collector with the index steps (the segment
-//! steps come with a later issue), and the GcControl RPC.
+//! Garbage collection as the server runs it: [`collector`] wires the steps (the index steps;
+//! the segment steps come with a later issue), [`GcService`] answers GcControl.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,8 +12,6 @@ use milvus_proto::data::{GcCommand, GcControlRequest};
 use milvus_storage::ChunkManager;
 use milvus_types::MilvusError;
 use tracing::info;
-
-use crate::server::Server;
 
 /// Builds the collector over index meta, segment meta and object storage.
 pub(crate) fn collector(
@@ -42,14 +40,15 @@ fn failure(reason: String) -> Status {
     }
 }
 
-impl Server {
+/// The GcControl RPC over the running collector.
+pub struct GcService {
+    pub(crate) collector: GarbageCollector,
+}
+
+impl GcService {
     /// GcControl (the proxy's management routes): pause GC for `duration` seconds, or resume.
     pub async fn gc_control(&self, req: &GcControlRequest) -> Status {
-        let active = match self.healthy() {
-            Ok(active) => active,
-            Err(err) => return err.to_status(),
-        };
-        let gc = &active.garbage_collector;
+        let gc = &self.collector;
         match GcCommand::try_from(req.command) {
             Ok(GcCommand::Pause) => {
                 let Some(param) = req.params.iter().find(|kv| kv.key == "duration") else {

@@ -13,10 +13,6 @@ use tracing::{info, warn};
 
 use crate::collections::Collections;
 
-/// Flushed segments with fewer rows are never indexed and count as indexed for recovery
-/// (`indexCoord.segment.minSegmentNumRowsToEnableIndex`).
-pub(crate) const MIN_SEGMENT_ROWS_TO_INDEX: i64 = 1024;
-
 /// A channel as the handler sees it. Start positions and the create timestamp are only known for
 /// channels that came through WatchChannels in this process lifetime.
 #[derive(Clone, Copy)]
@@ -118,12 +114,15 @@ pub(crate) fn data_vchan_positions(
 /// falls back to brute force on a segment whose parents are indexed.
 ///
 /// `segments` are the channel's [`recovery_segments`]; the caller keeps them to answer with.
+/// Flushed segments with fewer than `min_rows_to_index` rows are never indexed and count as
+/// indexed (`indexCoord.segment.minSegmentNumRowsToEnableIndex`).
 pub(crate) fn query_vchan_positions(
     meta: &Meta,
     collections: &Collections,
     channel: ChannelRef<'_>,
     segments: &[Arc<SegmentInfo>],
     is_indexed: &dyn Fn(&SegmentInfo) -> bool,
+    min_rows_to_index: i64,
 ) -> VchannelInfo {
     let by_id: HashMap<SegmentId, &SegmentInfo> = segments.iter().map(|s| (s.id, &**s)).collect();
     let mut indexed = BTreeSet::new();
@@ -141,9 +140,7 @@ pub(crate) fn query_vchan_positions(
             dropped.insert(segment.id);
         } else if !is_flush_state(segment.state) {
             growing.insert(segment.id);
-        } else if truly_indexed.contains(&segment.id)
-            || segment.num_of_rows < MIN_SEGMENT_ROWS_TO_INDEX
-        {
+        } else if truly_indexed.contains(&segment.id) || segment.num_of_rows < min_rows_to_index {
             indexed.insert(segment.id);
         } else {
             unindexed.insert(segment.id);

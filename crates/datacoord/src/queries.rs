@@ -1,10 +1,11 @@
-//! The read side of the data path: segment info, statistics, flush state, recovery info, and the
-//! few segment-state admin RPCs.
+//! [`Queries`]: the read side of the data path (segment info, statistics, flush state, recovery
+//! info), the collection-cache refresh and GcConfirm.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use datacoord_meta::{binlog_row_count, is_flush_state, is_healthy, with_full_paths};
+use datacoord_index::IndexMeta;
+use datacoord_meta::{Meta, binlog_row_count, is_flush_state, is_healthy, with_full_paths};
 use milvus_proto::common::{IndexState, KeyValuePair, SegmentState};
 use milvus_proto::data::{
     AlterCollectionRequest, FieldBinlog, GetFlushStateRequest, GetRecoveryInfoRequest,
@@ -14,14 +15,15 @@ use milvus_proto::data::{
 use milvus_proto::internal::StringList;
 use milvus_proto::msg::MsgPosition;
 use milvus_proto::schema::DataType;
+use milvus_rootcoord_client::Broker;
 use milvus_types::{
     CollectionId, ErrorCode, FieldId, MilvusError, MilvusResult, PartitionId, SegmentId, Status,
 };
 use tracing::info;
 
-use crate::collections::CollectionInfo;
+use crate::channels::Channels;
+use crate::collections::{CollectionInfo, Collections};
 use crate::handler::{self, ChannelRef};
-use crate::server::{Active, Server};
 
 fn success() -> Option<Status> {
     Some(Status::default())
@@ -53,34 +55,40 @@ fn group_by_field(logs: &[FieldBinlog]) -> Vec<FieldBinlog> {
     grouped.into_values().collect()
 }
 
-impl Server {
-    fn storage_root(&self) -> &str {
-        self.active
-            .get()
-            .map(|a| a.chunk_manager.root_path())
-            .unwrap_or_default()
-    }
+/// What QueryCoord, proxies and RootCoord read about segments and channels.
+pub struct Queries {
+    pub(crate) meta: Arc<Meta>,
+    pub(crate) index_meta: Arc<IndexMeta>,
+    pub(crate) collections: Arc<Collections>,
+    pub(crate) broker: Arc<dyn Broker>,
+    pub(crate) channels: Arc<dyn Channels>,
+    /// The chunk manager's root: stored binlog paths are answered in full under it.
+    pub(crate) storage_root: String,
+    /// `indexCoord.segment.minSegmentNumRowsToEnableIndex`: smaller flushed segments count as
+    /// indexed for recovery.
+    pub(crate) min_rows_to_index: i64,
+}
 
+impl Queries {
     /// GetSegmentInfo: full segment infos (binlog paths included) and the checkpoints of their
     /// channels. One unknown ID fails the whole call, as in 2.3.5.
     pub fn get_segment_info(
         &self,
         request: GetSegmentInfoRequest,
     ) -> MilvusResult<GetSegmentInfoResponse> {
-        let active = self.healthy()?;
-        let root = self.storage_root();
+        let root = self.storage_root.as_str();
         let mut infos = Vec::with_capacity(request.segment_i_ds.len());
         let mut checkpoints: HashMap<String, MsgPosition> = HashMap::new();
         for id in request.segment_i_ds {
             let segment = if request.include_un_healthy {
-                active.meta.segment(id)
+                self.meta.segment(id)
             } else {
-                active.meta.healthy_segment(id)
+                self.meta.healthy_segment(id)
             }
             .ok_or_else(|| MilvusError::segment_not_found(id))?;
             let mut info = response_segment(&segment, root);
             if request.include_un_healthy
-                && let Some(child) = active.meta.child_of(id)
+                && let Some(child) = self.meta.child_of(id)
             {
                 // A compacted-away segment reports the deletes and position its result has
                 // collected since, so a reader of the old segment misses nothing.
@@ -92,8 +100,7 @@ impl Server {
                 checkpoints
                     .entry(segment.insert_channel.clone())
                     .or_insert_with(|| {
-                        active
-                            .meta
+                        self.meta
                             .channel_checkpoint(&segment.insert_channel)
                             .unwrap_or_default()
                     });
@@ -109,10 +116,9 @@ impl Server {
 
     /// GetSegmentStates: state and start position per ID; unknown or dropped → NotExist.
     pub fn get_segment_states(&self, ids: &[SegmentId]) -> MilvusResult<Vec<SegmentStateInfo>> {
-        let active = self.healthy()?;
         Ok(ids
             .iter()
-            .map(|id| match active.meta.healthy_segment(*id) {
+            .map(|id| match self.meta.healthy_segment(*id) {
                 Some(segment) => SegmentStateInfo {
                     segment_id: *id,
                     state: segment.state,
@@ -133,12 +139,11 @@ impl Server {
         &self,
         segment_id: SegmentId,
     ) -> MilvusResult<(Vec<i64>, Vec<StringList>)> {
-        let active = self.healthy()?;
-        let segment = active
+        let segment = self
             .meta
             .healthy_segment(segment_id)
             .ok_or_else(|| MilvusError::segment_not_found(segment_id))?;
-        let segment = with_full_paths(&segment, self.storage_root());
+        let segment = with_full_paths(&segment, &self.storage_root);
         let mut fields = Vec::with_capacity(segment.binlogs.len());
         let mut paths = Vec::with_capacity(segment.binlogs.len());
         for field in segment.binlogs {
@@ -156,8 +161,7 @@ impl Server {
         &self,
         collection_id: CollectionId,
     ) -> MilvusResult<Vec<KeyValuePair>> {
-        let active = self.healthy()?;
-        let rows = active.meta.collection_row_count(collection_id);
+        let rows = self.meta.collection_row_count(collection_id);
         Ok(vec![row_count(rows)])
     }
 
@@ -167,13 +171,12 @@ impl Server {
         collection_id: CollectionId,
         partitions: &[PartitionId],
     ) -> MilvusResult<Vec<KeyValuePair>> {
-        let active = self.healthy()?;
         let rows = if partitions.is_empty() {
-            active.meta.collection_row_count(collection_id)
+            self.meta.collection_row_count(collection_id)
         } else {
             partitions
                 .iter()
-                .map(|p| active.meta.partition_row_count(collection_id, *p))
+                .map(|p| self.meta.partition_row_count(collection_id, *p))
                 .sum()
         };
         Ok(vec![row_count(rows)])
@@ -186,8 +189,7 @@ impl Server {
         partition_id: PartitionId,
         include_unhealthy: bool,
     ) -> MilvusResult<Vec<SegmentId>> {
-        let active = self.healthy()?;
-        Ok(active
+        Ok(self
             .meta
             .segments_of_collection(collection_id)
             .iter()
@@ -207,8 +209,7 @@ impl Server {
         partition_id: PartitionId,
         states: &[i32],
     ) -> MilvusResult<Vec<SegmentId>> {
-        let active = self.healthy()?;
-        Ok(active
+        Ok(self
             .meta
             .segments_of_collection(collection_id)
             .iter()
@@ -221,22 +222,17 @@ impl Server {
     /// GetFlushState: the listed segments are flushed and every assigned channel's checkpoint
     /// passed `flush_ts`.
     pub fn get_flush_state(&self, request: &GetFlushStateRequest) -> MilvusResult<bool> {
-        let active = self.healthy()?;
         let unflushed = request.segment_i_ds.iter().any(|id| {
-            active
-                .meta
+            self.meta
                 .healthy_segment(*id)
                 .is_some_and(|s| !is_flush_state(s.state()))
         });
         if unflushed {
             return Ok(false);
         }
-        let channels = active
-            .channels
-            .channels_of_collection(request.collection_id);
+        let channels = self.channels.channels_of_collection(request.collection_id);
         Ok(channels.iter().all(|(_, channel)| {
-            active
-                .meta
+            self.meta
                 .channel_checkpoint(channel)
                 .is_some_and(|cp| cp.timestamp >= request.flush_ts)
         }))
@@ -249,8 +245,7 @@ impl Server {
         db_name: &str,
         flush_all_ts: u64,
     ) -> MilvusResult<bool> {
-        let active = self.healthy()?;
-        let mut databases = active.broker.list_databases().await?;
+        let mut databases = self.broker.list_databases().await?;
         if !db_name.is_empty() {
             // 2.3.5 validates the name but then checks every database; we check the one asked for.
             databases.retain(|d| d == db_name);
@@ -261,13 +256,13 @@ impl Server {
             }
         }
         for database in databases {
-            for collection_id in active.broker.show_collections(&database).await? {
-                let described = active
+            for collection_id in self.broker.show_collections(&database).await? {
+                let described = self
                     .broker
                     .describe_collection_internal(collection_id)
                     .await?;
                 for channel in described.virtual_channel_names {
-                    let flushed = active
+                    let flushed = self
                         .meta
                         .channel_checkpoint(&channel)
                         .is_some_and(|cp| cp.timestamp >= flush_all_ts);
@@ -282,15 +277,11 @@ impl Server {
 
     /// Whether a segment's build of the live index on `vector_field` (the collection's first
     /// vector field) is Finished. No schema or no index means not indexed.
-    fn segment_indexed(
-        active: &Active,
-        vector_field: Option<FieldId>,
-        segment: &SegmentInfo,
-    ) -> bool {
+    fn segment_indexed(&self, vector_field: Option<FieldId>, segment: &SegmentInfo) -> bool {
         let Some(field_id) = vector_field else {
             return false;
         };
-        let index_meta = &active.index_meta;
+        let index_meta = &self.index_meta;
         index_meta
             .live_field_indexes(segment.collection_id, field_id, "")
             .first()
@@ -300,8 +291,8 @@ impl Server {
 
     /// The first vector field of a cached collection's schema (the field recovery's index
     /// check looks at).
-    fn vector_field(active: &Active, collection_id: CollectionId) -> Option<FieldId> {
-        let schema = active.collections.cached(collection_id)?.schema.clone()?;
+    fn vector_field(&self, collection_id: CollectionId) -> Option<FieldId> {
+        let schema = self.collections.cached(collection_id)?.schema.clone()?;
         schema
             .fields
             .iter()
@@ -320,24 +311,24 @@ impl Server {
         &self,
         request: GetRecoveryInfoRequestV2,
     ) -> MilvusResult<GetRecoveryInfoResponseV2> {
-        let active = self.healthy()?;
         let collection_id = request.collection_id;
         info!(collection_id, partitions = ?request.partition_i_ds, "get recovery info request received");
         // Prime the cache: the seek position may fall back to the collection start position.
-        let _ = active.collections.get(collection_id).await;
-        let vector_field = Self::vector_field(active, collection_id);
+        let _ = self.collections.get(collection_id).await;
+        let vector_field = self.vector_field(collection_id);
         let mut channels = Vec::new();
         let mut flushed = BTreeSet::new();
         // Flushed IDs come from these segments; reuse them instead of reading each one again.
         let mut known: HashMap<SegmentId, Arc<SegmentInfo>> = HashMap::new();
-        for (_, name) in active.channels.channels_of_collection(collection_id) {
-            let segments = handler::recovery_segments(&active.meta, &name, &request.partition_i_ds);
+        for (_, name) in self.channels.channels_of_collection(collection_id) {
+            let segments = handler::recovery_segments(&self.meta, &name, &request.partition_i_ds);
             let info = handler::query_vchan_positions(
-                &active.meta,
-                &active.collections,
+                &self.meta,
+                &self.collections,
                 ChannelRef::bare(&name, collection_id),
                 &segments,
-                &|s| Self::segment_indexed(active, vector_field, s),
+                &|s| self.segment_indexed(vector_field, s),
+                self.min_rows_to_index,
             );
             flushed.extend(info.flushed_segment_ids.iter().copied());
             known.extend(segments.into_iter().map(|s| (s.id, s)));
@@ -347,7 +338,7 @@ impl Server {
         for id in flushed {
             let segment = known
                 .remove(&id)
-                .or_else(|| active.meta.segment(id))
+                .or_else(|| self.meta.segment(id))
                 .ok_or_else(|| MilvusError::segment_not_found(id))?;
             if !(is_flush_state(segment.state()) || segment.state == SegmentState::Dropped as i32)
                 || segment.is_importing
@@ -383,28 +374,28 @@ impl Server {
         &self,
         request: GetRecoveryInfoRequest,
     ) -> MilvusResult<GetRecoveryInfoResponse> {
-        let active = self.healthy()?;
         let collection_id = request.collection_id;
-        let described = active
+        let described = self
             .broker
             .describe_collection_internal(collection_id)
             .await?;
-        let _ = active.collections.get(collection_id).await;
-        let vector_field = Self::vector_field(active, collection_id);
-        let root = self.storage_root();
+        let _ = self.collections.get(collection_id).await;
+        let vector_field = self.vector_field(collection_id);
+        let root = self.storage_root.as_str();
         let partitions = [request.partition_id];
         let mut channels = Vec::new();
         let mut flushed = BTreeSet::new();
         // Flushed IDs come from these segments; reuse them instead of reading each one again.
         let mut known: HashMap<SegmentId, Arc<SegmentInfo>> = HashMap::new();
         for name in &described.virtual_channel_names {
-            let segments = handler::recovery_segments(&active.meta, name, &partitions);
+            let segments = handler::recovery_segments(&self.meta, name, &partitions);
             let info = handler::query_vchan_positions(
-                &active.meta,
-                &active.collections,
+                &self.meta,
+                &self.collections,
                 ChannelRef::bare(name, collection_id),
                 &segments,
-                &|s| Self::segment_indexed(active, vector_field, s),
+                &|s| self.segment_indexed(vector_field, s),
+                self.min_rows_to_index,
             );
             flushed.extend(info.flushed_segment_ids.iter().copied());
             known.extend(segments.into_iter().map(|s| (s.id, s)));
@@ -414,7 +405,7 @@ impl Server {
         for id in flushed {
             let segment = known
                 .remove(&id)
-                .or_else(|| active.meta.segment(id))
+                .or_else(|| self.meta.segment(id))
                 .ok_or_else(|| MilvusError::segment_not_found(id))?;
             if !(is_flush_state(segment.state()) || segment.state == SegmentState::Dropped as i32)
                 || segment.is_importing
@@ -445,38 +436,12 @@ impl Server {
         })
     }
 
-    /// SetSegmentState: no transition check (2.3.5 has none); persisted at once.
-    pub async fn set_segment_state(&self, segment_id: SegmentId, state: i32) -> MilvusResult<()> {
-        let active = self.healthy()?;
-        let state = SegmentState::try_from(state)
-            .map_err(|_| MilvusError::parameter_invalid("a segment state", state))?;
-        active.meta.set_state(segment_id, state).await?;
-        Ok(())
-    }
-
-    /// MarkSegmentsDropped (deprecated; no health check in 2.3.5): stops at the first failure.
-    pub async fn mark_segments_dropped(&self, ids: &[SegmentId]) -> MilvusResult<()> {
-        let active = self.active.get().ok_or_else(|| {
-            MilvusError::service_not_ready(
-                crate::server::ROLE,
-                self.server_id(),
-                self.state_code().as_str_name(),
-            )
-        })?;
-        for id in ids {
-            active.meta.set_state(*id, SegmentState::Dropped).await?;
-            active.segments.drop_segment(*id);
-        }
-        Ok(())
-    }
-
     /// BroadcastAlteredCollection (RootCoord): refresh the cached collection.
     pub fn broadcast_altered_collection(
         &self,
         request: AlterCollectionRequest,
     ) -> MilvusResult<()> {
-        let active = self.healthy()?;
-        active.collections.apply_altered(CollectionInfo {
+        self.collections.apply_altered(CollectionInfo {
             id: request.collection_id,
             schema: request.schema,
             start_positions: request.start_positions,
@@ -492,8 +457,7 @@ impl Server {
         collection_id: CollectionId,
         partition_id: PartitionId,
     ) -> MilvusResult<bool> {
-        let active = self.healthy()?;
-        Ok(active.meta.gc_confirm(collection_id, partition_id).await?)
+        Ok(self.meta.gc_confirm(collection_id, partition_id).await?)
     }
 }
 

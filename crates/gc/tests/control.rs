@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use datacoord_gc::{
     GarbageCollector, GcConfig, GcError, GcStats, GcStep, RunOutcome, Stage, StepReport,
 };
+use milvus_config::DataCoordConfig;
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -91,7 +92,10 @@ async fn first_run_one_interval_after_start_in_2_3_5_step_order() {
         Stage::ClearEtcd,
         Stage::RecycleUnusedIndexes,
     ];
-    let (gc, log) = recording_gc(GcConfig::default(), &shuffled);
+    let (gc, log) = recording_gc(
+        GcConfig::from_config(&DataCoordConfig::default()),
+        &shuffled,
+    );
     let in_order = vec![
         Stage::ClearEtcd,
         Stage::RecycleUnusedIndexes,
@@ -130,7 +134,10 @@ async fn first_run_one_interval_after_start_in_2_3_5_step_order() {
 
 #[tokio::test(start_paused = true)]
 async fn paused_ticks_are_skipped_until_the_pause_ends() {
-    let (gc, log) = recording_gc(GcConfig::default(), &[Stage::RecycleUnusedIndexFiles]);
+    let (gc, log) = recording_gc(
+        GcConfig::from_config(&DataCoordConfig::default()),
+        &[Stage::RecycleUnusedIndexFiles],
+    );
     let mut stats = gc.subscribe();
     let token = CancellationToken::new();
     let handle = gc.start(token.clone());
@@ -155,7 +162,10 @@ async fn paused_ticks_are_skipped_until_the_pause_ends() {
 
 #[tokio::test(start_paused = true)]
 async fn a_shorter_pause_keeps_the_later_end_and_resume_clears_it() {
-    let (gc, _log) = recording_gc(GcConfig::default(), &[Stage::Scan]);
+    let (gc, _log) = recording_gc(
+        GcConfig::from_config(&DataCoordConfig::default()),
+        &[Stage::Scan],
+    );
     gc.pause(Duration::from_secs(7200)).await;
     let long_end = gc.paused_until().expect("paused");
     gc.pause(Duration::from_secs(60)).await;
@@ -179,7 +189,10 @@ async fn pause_and_resume_wait_for_a_running_cycle() {
         entered: entered.clone(),
         release: release.clone(),
     });
-    let gc = GarbageCollector::new(GcConfig::default(), vec![blocking]);
+    let gc = GarbageCollector::new(
+        GcConfig::from_config(&DataCoordConfig::default()),
+        vec![blocking],
+    );
     let running = tokio::spawn({
         let gc = gc.clone();
         async move { gc.run_once().await }
@@ -211,7 +224,7 @@ async fn cancellation_stops_the_loop_even_mid_run() {
     });
     let config = GcConfig {
         interval: Duration::from_millis(10),
-        ..GcConfig::default()
+        ..GcConfig::from_config(&DataCoordConfig::default())
     };
     let gc = GarbageCollector::new(config, vec![blocking]);
     let token = CancellationToken::new();
@@ -228,7 +241,7 @@ async fn cancellation_stops_the_loop_even_mid_run() {
 async fn disabled_gc_runs_nothing_and_refuses_resume() {
     let config = GcConfig {
         enabled: false,
-        ..GcConfig::default()
+        ..GcConfig::from_config(&DataCoordConfig::default())
     };
     let (gc, log) = recording_gc(config, &[Stage::ClearEtcd]);
     assert_eq!(gc.run_once().await, RunOutcome::Disabled);
@@ -243,7 +256,10 @@ async fn disabled_gc_runs_nothing_and_refuses_resume() {
 
 #[tokio::test]
 async fn a_second_start_does_not_start_a_second_loop() {
-    let (gc, _log) = recording_gc(GcConfig::default(), &[Stage::Scan]);
+    let (gc, _log) = recording_gc(
+        GcConfig::from_config(&DataCoordConfig::default()),
+        &[Stage::Scan],
+    );
     let token = CancellationToken::new();
     let first = gc.start(token.clone());
     gc.start(token.clone()).await.expect("finished at once");
@@ -254,7 +270,10 @@ async fn a_second_start_does_not_start_a_second_loop() {
 
 #[tokio::test]
 async fn run_once_reports_each_step() {
-    let (gc, log) = recording_gc(GcConfig::default(), &[Stage::Scan, Stage::ClearEtcd]);
+    let (gc, log) = recording_gc(
+        GcConfig::from_config(&DataCoordConfig::default()),
+        &[Stage::Scan, Stage::ClearEtcd],
+    );
     let RunOutcome::Ran(report) = gc.run_once().await else {
         panic!("expected a run");
     };

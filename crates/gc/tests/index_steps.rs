@@ -14,6 +14,7 @@ use datacoord_index::{
 };
 use datacoord_meta::testing::{Fault, FaultyKv};
 use datacoord_meta::{Catalog, Meta};
+use milvus_config::DataCoordConfig;
 use milvus_metastore::{MemoryKv, MetaKv};
 use milvus_proto::common::{IndexState, SegmentState};
 use milvus_rootcoord_client::FakeAllocator;
@@ -56,7 +57,7 @@ fn collector(
 ) -> GarbageCollector {
     let config = GcConfig {
         remove_concurrent: 4,
-        ..GcConfig::default()
+        ..GcConfig::from_config(&DataCoordConfig::default())
     };
     let index_gc = Arc::new(IndexGc::new(meta, segments, storage, &config));
     GarbageCollector::new(config, index_gc.steps())

@@ -132,7 +132,8 @@ macro_rules! with_shared_rpcs {
         }
 
         async fn create_index(&self, request: Request<CreateIndexRequest>) -> RpcResult<Status> {
-            status_only(self.core.create_index(request.into_inner()).await)
+            let result = async { self.core.indexes()?.create_index(request.into_inner()).await };
+            status_only(result.await)
         }
 
         async fn describe_index(
@@ -141,7 +142,8 @@ macro_rules! with_shared_rpcs {
         ) -> RpcResult<DescribeIndexResponse> {
             respond(
                 self.core
-                    .describe_index(request.get_ref())
+                    .indexes()
+                    .and_then(|indexes| indexes.describe_index(request.get_ref()))
                     .map(|index_infos| DescribeIndexResponse {
                         status: success(),
                         index_infos,
@@ -155,7 +157,8 @@ macro_rules! with_shared_rpcs {
         ) -> RpcResult<GetIndexStatisticsResponse> {
             respond(
                 self.core
-                    .get_index_statistics(request.get_ref())
+                    .indexes()
+                    .and_then(|indexes| indexes.get_index_statistics(request.get_ref()))
                     .map(|index_infos| GetIndexStatisticsResponse {
                         status: success(),
                         index_infos,
@@ -167,32 +170,49 @@ macro_rules! with_shared_rpcs {
             &self,
             request: Request<GetIndexStateRequest>,
         ) -> RpcResult<GetIndexStateResponse> {
-            respond(self.core.get_index_state(request.get_ref()))
+            respond(
+                self.core
+                    .indexes()
+                    .and_then(|indexes| indexes.get_index_state(request.get_ref())),
+            )
         }
 
         async fn get_segment_index_state(
             &self,
             request: Request<GetSegmentIndexStateRequest>,
         ) -> RpcResult<GetSegmentIndexStateResponse> {
-            respond(self.core.get_segment_index_state(request.get_ref()))
+            respond(
+                self.core
+                    .indexes()
+                    .and_then(|indexes| indexes.get_segment_index_state(request.get_ref())),
+            )
         }
 
         async fn get_index_build_progress(
             &self,
             request: Request<GetIndexBuildProgressRequest>,
         ) -> RpcResult<GetIndexBuildProgressResponse> {
-            respond(self.core.get_index_build_progress(request.get_ref()))
+            respond(
+                self.core
+                    .indexes()
+                    .and_then(|indexes| indexes.get_index_build_progress(request.get_ref())),
+            )
         }
 
         async fn get_index_infos(
             &self,
             request: Request<GetIndexInfoRequest>,
         ) -> RpcResult<GetIndexInfoResponse> {
-            respond(self.core.get_index_infos(request.get_ref()))
+            respond(
+                self.core
+                    .indexes()
+                    .and_then(|indexes| indexes.get_index_infos(request.get_ref())),
+            )
         }
 
         async fn drop_index(&self, request: Request<DropIndexRequest>) -> RpcResult<Status> {
-            status_only(self.core.drop_index(request.get_ref()).await)
+            let result = async { self.core.indexes()?.drop_index(request.get_ref()).await };
+            status_only(result.await)
         }
         }
     };
@@ -326,7 +346,13 @@ with_shared_rpcs! {
             &self,
             request: Request<WatchChannelsRequest>,
         ) -> RpcResult<WatchChannelsResponse> {
-            let result = self.core.watch_channels(request.into_inner()).await;
+            let result = async {
+                self.core
+                    .data_path()?
+                    .watch_channels(request.into_inner())
+                    .await
+            };
+            let result = result.await;
             respond(result.map(|()| WatchChannelsResponse { status: success() }))
         }
 
@@ -334,7 +360,13 @@ with_shared_rpcs! {
             &self,
             request: Request<AssignSegmentIdRequest>,
         ) -> RpcResult<AssignSegmentIdResponse> {
-            let result = self.core.assign_segment_id(request.into_inner()).await;
+            let result = async {
+                self.core
+                    .data_path()?
+                    .assign_segment_id(request.into_inner())
+                    .await
+            };
+            let result = result.await;
             respond(result.map(|seg_id_assignments| AssignSegmentIdResponse {
                 seg_id_assignments,
                 status: success(),
@@ -342,50 +374,72 @@ with_shared_rpcs! {
         }
 
         async fn flush(&self, request: Request<FlushRequest>) -> RpcResult<FlushResponse> {
-            respond(self.core.flush(request.into_inner()).await)
+            let result = async { self.core.data_path()?.flush(request.into_inner()).await };
+            respond(result.await)
         }
 
         async fn report_data_node_tt_msgs(
             &self,
             request: Request<ReportDataNodeTtMsgsRequest>,
         ) -> RpcResult<Status> {
-            status_only(
+            let result = async {
                 self.core
+                    .data_path()?
                     .report_datanode_tt_msgs(request.into_inner())
-                    .await,
-            )
+                    .await
+            };
+            status_only(result.await)
         }
 
         async fn update_segment_statistics(
             &self,
             request: Request<UpdateSegmentStatisticsRequest>,
         ) -> RpcResult<Status> {
-            status_only(self.core.update_segment_statistics(request.into_inner()))
+            let request = request.into_inner();
+            status_only(
+                self.core
+                    .data_path()
+                    .and_then(|data_path| data_path.update_segment_statistics(request)),
+            )
         }
 
         async fn update_channel_checkpoint(
             &self,
             request: Request<UpdateChannelCheckpointRequest>,
         ) -> RpcResult<Status> {
-            status_only(
+            let result = async {
                 self.core
+                    .data_path()?
                     .update_channel_checkpoint(request.into_inner())
-                    .await,
-            )
+                    .await
+            };
+            status_only(result.await)
         }
 
         async fn save_binlog_paths(
             &self,
             request: Request<SaveBinlogPathsRequest>,
         ) -> RpcResult<Status> {
-            status_only(self.core.save_binlog_paths(request.into_inner()).await)
+            let result = async {
+                self.core
+                    .data_path()?
+                    .save_binlog_paths(request.into_inner())
+                    .await
+            };
+            status_only(result.await)
         }
 
         async fn drop_virtual_channel(
             &self,
             request: Request<DropVirtualChannelRequest>,
         ) -> RpcResult<DropVirtualChannelResponse> {
-            let result = self.core.drop_virtual_channel(request.into_inner()).await;
+            let result = async {
+                self.core
+                    .data_path()?
+                    .drop_virtual_channel(request.into_inner())
+                    .await
+            };
+            let result = result.await;
             respond(result.map(|()| DropVirtualChannelResponse { status: success() }))
         }
 
@@ -393,7 +447,11 @@ with_shared_rpcs! {
             &self,
             request: Request<GetSegmentInfoRequest>,
         ) -> RpcResult<GetSegmentInfoResponse> {
-            respond(self.core.get_segment_info(request.into_inner()))
+            respond(
+                self.core
+                    .queries()
+                    .and_then(|queries| queries.get_segment_info(request.into_inner())),
+            )
         }
 
         async fn get_segment_states(
@@ -401,7 +459,10 @@ with_shared_rpcs! {
             request: Request<GetSegmentStatesRequest>,
         ) -> RpcResult<GetSegmentStatesResponse> {
             let request = request.into_inner();
-            let result = self.core.get_segment_states(&request.segment_i_ds);
+            let result = self
+                .core
+                .queries()
+                .and_then(|queries| queries.get_segment_states(&request.segment_i_ds));
             respond(result.map(|states| GetSegmentStatesResponse {
                 status: success(),
                 states,
@@ -412,9 +473,11 @@ with_shared_rpcs! {
             &self,
             request: Request<GetInsertBinlogPathsRequest>,
         ) -> RpcResult<GetInsertBinlogPathsResponse> {
+            let segment_id = request.into_inner().segment_id;
             let result = self
                 .core
-                .get_insert_binlog_paths(request.into_inner().segment_id);
+                .queries()
+                .and_then(|queries| queries.get_insert_binlog_paths(segment_id));
             respond(
                 result.map(|(field_i_ds, paths)| GetInsertBinlogPathsResponse {
                     field_i_ds,
@@ -428,9 +491,11 @@ with_shared_rpcs! {
             &self,
             request: Request<GetCollectionStatisticsRequest>,
         ) -> RpcResult<GetCollectionStatisticsResponse> {
+            let collection_id = request.into_inner().collection_id;
             let result = self
                 .core
-                .get_collection_statistics(request.into_inner().collection_id);
+                .queries()
+                .and_then(|queries| queries.get_collection_statistics(collection_id));
             respond(result.map(|stats| GetCollectionStatisticsResponse {
                 stats,
                 status: success(),
@@ -442,9 +507,9 @@ with_shared_rpcs! {
             request: Request<GetPartitionStatisticsRequest>,
         ) -> RpcResult<GetPartitionStatisticsResponse> {
             let request = request.into_inner();
-            let result = self
-                .core
-                .get_partition_statistics(request.collection_id, &request.partition_i_ds);
+            let result = self.core.queries().and_then(|queries| {
+                queries.get_partition_statistics(request.collection_id, &request.partition_i_ds)
+            });
             respond(result.map(|stats| GetPartitionStatisticsResponse {
                 stats,
                 status: success(),
@@ -456,11 +521,13 @@ with_shared_rpcs! {
             request: Request<GetFlushedSegmentsRequest>,
         ) -> RpcResult<GetFlushedSegmentsResponse> {
             let request = request.into_inner();
-            let result = self.core.get_flushed_segments(
-                request.collection_id,
-                request.partition_id,
-                request.include_unhealthy,
-            );
+            let result = self.core.queries().and_then(|queries| {
+                queries.get_flushed_segments(
+                    request.collection_id,
+                    request.partition_id,
+                    request.include_unhealthy,
+                )
+            });
             respond(result.map(|segments| GetFlushedSegmentsResponse {
                 status: success(),
                 segments,
@@ -472,11 +539,13 @@ with_shared_rpcs! {
             request: Request<GetSegmentsByStatesRequest>,
         ) -> RpcResult<GetSegmentsByStatesResponse> {
             let request = request.into_inner();
-            let result = self.core.get_segments_by_states(
-                request.collection_id,
-                request.partition_id,
-                &request.states,
-            );
+            let result = self.core.queries().and_then(|queries| {
+                queries.get_segments_by_states(
+                    request.collection_id,
+                    request.partition_id,
+                    &request.states,
+                )
+            });
             respond(result.map(|segments| GetSegmentsByStatesResponse {
                 status: success(),
                 segments,
@@ -487,7 +556,11 @@ with_shared_rpcs! {
             &self,
             request: Request<GetFlushStateRequest>,
         ) -> RpcResult<GetFlushStateResponse> {
-            let result = self.core.get_flush_state(&request.into_inner());
+            let request = request.into_inner();
+            let result = self
+                .core
+                .queries()
+                .and_then(|queries| queries.get_flush_state(&request));
             respond(result.map(|flushed| GetFlushStateResponse {
                 status: success(),
                 flushed,
@@ -499,10 +572,13 @@ with_shared_rpcs! {
             request: Request<GetFlushAllStateRequest>,
         ) -> RpcResult<GetFlushAllStateResponse> {
             let request = request.into_inner();
-            let result = self
-                .core
-                .get_flush_all_state(&request.db_name, request.flush_all_ts)
-                .await;
+            let result = async {
+                self.core
+                    .queries()?
+                    .get_flush_all_state(&request.db_name, request.flush_all_ts)
+                    .await
+            };
+            let result = result.await;
             respond(result.map(|flushed| GetFlushAllStateResponse {
                 status: success(),
                 flushed,
@@ -513,14 +589,26 @@ with_shared_rpcs! {
             &self,
             request: Request<GetRecoveryInfoRequest>,
         ) -> RpcResult<GetRecoveryInfoResponse> {
-            respond(self.core.get_recovery_info(request.into_inner()).await)
+            let result = async {
+                self.core
+                    .queries()?
+                    .get_recovery_info(request.into_inner())
+                    .await
+            };
+            respond(result.await)
         }
 
         async fn get_recovery_info_v2(
             &self,
             request: Request<GetRecoveryInfoRequestV2>,
         ) -> RpcResult<GetRecoveryInfoResponseV2> {
-            respond(self.core.get_recovery_info_v2(request.into_inner()).await)
+            let result = async {
+                self.core
+                    .queries()?
+                    .get_recovery_info_v2(request.into_inner())
+                    .await
+            };
+            respond(result.await)
         }
 
         async fn set_segment_state(
@@ -528,10 +616,13 @@ with_shared_rpcs! {
             request: Request<SetSegmentStateRequest>,
         ) -> RpcResult<SetSegmentStateResponse> {
             let request = request.into_inner();
-            let result = self
-                .core
-                .set_segment_state(request.segment_id, request.new_state)
-                .await;
+            let result = async {
+                self.core
+                    .data_path()?
+                    .set_segment_state(request.segment_id, request.new_state)
+                    .await
+            };
+            let result = result.await;
             respond(result.map(|()| SetSegmentStateResponse { status: success() }))
         }
 
@@ -547,19 +638,30 @@ with_shared_rpcs! {
             &self,
             request: Request<AlterCollectionRequest>,
         ) -> RpcResult<Status> {
-            status_only(self.core.broadcast_altered_collection(request.into_inner()))
+            status_only(
+                self.core
+                    .queries()
+                    .and_then(|queries| queries.broadcast_altered_collection(request.into_inner())),
+            )
         }
 
         async fn gc_control(&self, request: Request<GcControlRequest>) -> RpcResult<Status> {
-            Ok(Response::new(self.core.gc_control(request.get_ref()).await))
+            let status = match self.core.gc() {
+                Ok(gc) => gc.gc_control(request.get_ref()).await,
+                Err(err) => err.to_status(),
+            };
+            Ok(Response::new(status))
         }
 
         async fn gc_confirm(&self, request: Request<GcConfirmRequest>) -> RpcResult<GcConfirmResponse> {
             let request = request.into_inner();
-            let result = self
-                .core
-                .gc_confirm(request.collection_id, request.partition_id)
-                .await;
+            let result = async {
+                self.core
+                    .queries()?
+                    .gc_confirm(request.collection_id, request.partition_id)
+                    .await
+            };
+            let result = result.await;
             respond(result.map(|gc_finished| GcConfirmResponse {
                 status: success(),
                 gc_finished,

@@ -20,8 +20,8 @@ pub mod testing;
 
 pub use builder::IndexBuilder;
 pub use config::{
-    BuilderConfig, DEFAULT_CREATE_INDEX_CHECK_INTERVAL, DEFAULT_MIN_SEGMENT_ROWS,
-    DEFAULT_SCHEDULER_INTERVAL, EngineVersion, INDEX_FILES_DIR, NODE_RPC_TIMEOUT,
+    BuilderConfig, DEFAULT_CREATE_INDEX_CHECK_INTERVAL, EngineVersion, INDEX_FILES_DIR,
+    NODE_RPC_TIMEOUT,
 };
 pub use error::{BuilderError, BuilderResult};
 pub use nodes::{IndexNodes, node_not_registered};

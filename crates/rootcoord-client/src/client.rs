@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use milvus_proto::common::{MsgBase, MsgType};
 use milvus_proto::rootcoord::root_coord_client::RootCoordClient as GrpcClient;
-use milvus_types::{MilvusError, NodeId, Status};
+use milvus_types::{Backoff, MilvusError, NodeId, Status};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 use tonic::metadata::{AsciiMetadataValue, MetadataValue};
@@ -171,7 +171,12 @@ impl RootCoordClient {
         Resp: WithStatus,
     {
         let config = &self.shared.config;
-        let mut backoff = config.initial_backoff;
+        // Not `milvus_types::retry`: a deadline can end the loop before a pause (see below).
+        let mut pauses = Backoff {
+            initial: config.initial_backoff,
+            max: config.max_backoff,
+        }
+        .delays();
         let mut last_error: Option<RootCoordError> = None;
         for attempt in 1..=config.max_attempts {
             let outcome = self.attempt(rpc, deadline, &build, &invoke);
@@ -208,7 +213,8 @@ impl RootCoordClient {
             if attempt == config.max_attempts {
                 break;
             }
-            if deadline.is_some_and(|d| d.saturating_duration_since(Instant::now()) < backoff) {
+            let pause = pauses.next().unwrap_or(config.max_backoff);
+            if deadline.is_some_and(|d| d.saturating_duration_since(Instant::now()) < pause) {
                 // The server enforces the propagated `grpc-timeout` too and may answer just
                 // before our own timer fires; that is still our deadline passing.
                 if deadline_reported {
@@ -220,8 +226,7 @@ impl RootCoordClient {
                 // Otherwise sleeping past the deadline would only hide the real error.
                 break;
             }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(config.max_backoff);
+            tokio::time::sleep(pause).await;
         }
         let error = last_error.expect("the loop ran at least one failed attempt");
         Err(match error {

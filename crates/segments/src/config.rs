@@ -4,15 +4,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use milvus_config::DataCoordConfig;
+
 /// Minimum gap between two FlushSegments requests for one sealed segment (fixed in 2.3.5).
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(2);
-
-/// Backoff before the second attempt to allocate the startup timestamp; doubles up to
-/// [`LAST_EXPIRE_MAX_BACKOFF`].
-pub const LAST_EXPIRE_INITIAL_BACKOFF: Duration = Duration::from_millis(200);
-
-/// Upper bound of the startup retry backoff.
-pub const LAST_EXPIRE_MAX_BACKOFF: Duration = Duration::from_secs(3);
 
 /// Where "now" comes from for the wall-clock policies (idle seal, flush gap); tests inject one.
 pub trait Clock: Send + Sync + fmt::Debug {
@@ -30,7 +25,8 @@ impl Clock for SystemClock {
     }
 }
 
-/// Segment manager settings; [`Default`] gives the values of the shipped 2.3.5 `milvus.yaml`.
+/// Segment manager settings, read once from the loaded configuration
+/// ([`SegmentConfig::from_config`]; their 2.3.5 defaults live in `milvus-config`).
 #[derive(Clone, Debug)]
 pub struct SegmentConfig {
     /// `dataCoord.segment.maxSize` in MB: the byte budget that yields `max_row_num`.
@@ -51,23 +47,63 @@ pub struct SegmentConfig {
     pub alloc_latest_expire_attempt: u32,
     /// `rootCoord.importTaskExpiration`: lifetime of an import allocation.
     pub import_task_expiration: Duration,
-    /// Wall clock for the idle and flush-gap policies.
+    /// Wall clock for the idle and flush-gap policies (the system clock; tests swap it).
     pub clock: Arc<dyn Clock>,
 }
 
-impl Default for SegmentConfig {
-    fn default() -> Self {
+impl SegmentConfig {
+    /// The segment manager's settings in `config`, on the system clock.
+    pub fn from_config(config: &DataCoordConfig) -> Self {
+        let segment = &config.datacoord.segment;
         Self {
-            max_size_mb: 512.0,
-            seal_proportion: 0.23,
-            assignment_expiration: Duration::from_millis(2000),
-            max_life: Duration::from_secs(86_400),
-            max_idle_time: Duration::from_secs(600),
-            min_size_from_idle_to_sealed_mb: 16.0,
-            max_binlog_file_number: 32,
-            alloc_latest_expire_attempt: 200,
-            import_task_expiration: Duration::from_secs(900),
+            max_size_mb: segment.max_size_mb,
+            seal_proportion: segment.seal_proportion,
+            assignment_expiration: segment.assignment_expiration,
+            max_life: segment.max_life,
+            max_idle_time: segment.max_idle_time,
+            min_size_from_idle_to_sealed_mb: segment.min_size_from_idle_to_sealed_mb,
+            max_binlog_file_number: segment.max_binlog_file_number,
+            alloc_latest_expire_attempt: segment.alloc_latest_expire_attempt,
+            import_task_expiration: config.rootcoord.import_task_expiration,
             clock: Arc::new(SystemClock),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_setting_comes_from_its_key() {
+        let mut config = DataCoordConfig::default();
+        let segment = &mut config.datacoord.segment;
+        segment.max_size_mb = 1.0;
+        segment.seal_proportion = 0.5;
+        segment.assignment_expiration = Duration::from_secs(3);
+        segment.max_life = Duration::from_secs(4);
+        segment.max_idle_time = Duration::from_secs(5);
+        segment.min_size_from_idle_to_sealed_mb = 6.0;
+        segment.max_binlog_file_number = 7;
+        segment.alloc_latest_expire_attempt = 8;
+        config.rootcoord.import_task_expiration = Duration::from_secs(9);
+        let read = SegmentConfig::from_config(&config);
+        assert_eq!(
+            (read.max_size_mb, read.seal_proportion),
+            (1.0, 0.5),
+            "{read:?}"
+        );
+        assert_eq!(
+            [
+                read.assignment_expiration,
+                read.max_life,
+                read.max_idle_time,
+                read.import_task_expiration
+            ],
+            [3, 4, 5, 9].map(Duration::from_secs)
+        );
+        assert_eq!(read.min_size_from_idle_to_sealed_mb, 6.0);
+        assert_eq!(read.max_binlog_file_number, 7);
+        assert_eq!(read.alloc_latest_expire_attempt, 8);
     }
 }

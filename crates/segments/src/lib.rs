@@ -15,10 +15,7 @@ mod store;
 #[cfg(feature = "testing")]
 mod testing;
 
-pub use config::{
-    Clock, FLUSH_INTERVAL, LAST_EXPIRE_INITIAL_BACKOFF, LAST_EXPIRE_MAX_BACKOFF, SegmentConfig,
-    SystemClock,
-};
+pub use config::{Clock, FLUSH_INTERVAL, SegmentConfig, SystemClock};
 pub use error::SegmentError;
 pub use manager::{Allocation, SegmentManager, SegmentRuntime};
 pub use policy::SealReason;

@@ -9,10 +9,10 @@ use milvus_proto::common::SegmentState;
 use milvus_proto::data::SegmentInfo;
 use milvus_proto::schema::CollectionSchema;
 use milvus_rootcoord_client::Allocator;
-use milvus_types::{CollectionId, MilvusResult, PartitionId, SegmentId, Timestamp};
+use milvus_types::{Backoff, CollectionId, MilvusResult, PartitionId, SegmentId, Timestamp};
 use tracing::{debug, info, warn};
 
-use crate::config::{LAST_EXPIRE_INITIAL_BACKOFF, LAST_EXPIRE_MAX_BACKOFF, SegmentConfig};
+use crate::config::SegmentConfig;
 use crate::policy::{
     AllocationPlan, Runtime, free_rows, is_flushable, plan_allocation, seal_reason, ts_after,
 };
@@ -559,21 +559,20 @@ impl SegmentManager {
 /// The startup timestamp, retried with 2.3.5's backoff.
 async fn alloc_startup_ts(allocator: &dyn Allocator, attempts: u32) -> MilvusResult<Timestamp> {
     let attempts = attempts.max(1);
-    let mut backoff = LAST_EXPIRE_INITIAL_BACKOFF;
-    let mut attempt = 1;
-    loop {
-        match allocator.alloc_timestamp().await {
-            Ok(ts) => return Ok(ts),
-            Err(err) if attempt >= attempts => {
-                warn!(attempts, error = %err, "cannot allocate latest last expire from rootcoord");
-                return Err(SegmentError::LastExpireUnavailable(err).into());
+    let allocated = milvus_types::retry(
+        Backoff::RETRY_DO,
+        || allocator.alloc_timestamp(),
+        |err, attempt| {
+            if attempt >= attempts {
+                return false;
             }
-            Err(err) => {
-                warn!(attempt, error = %err, "failed to get ts from rootcoord for last expire");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(LAST_EXPIRE_MAX_BACKOFF);
-                attempt += 1;
-            }
-        }
-    }
+            warn!(attempt, error = %err, "failed to get ts from rootcoord for last expire");
+            true
+        },
+    )
+    .await;
+    allocated.map_err(|err| {
+        warn!(attempts, error = %err, "cannot allocate latest last expire from rootcoord");
+        SegmentError::LastExpireUnavailable(err).into()
+    })
 }

@@ -1,14 +1,11 @@
-//! Retry with the backoff of Go's `retry.Do` (200 ms, doubling, capped at 3 s).
+//! Retry with the backoff of Go's `retry.Do` (200 ms, doubling, capped at 3 s), cancellable.
 
 use std::future::Future;
-use std::time::Duration;
 
+use milvus_types::Backoff;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::SessionError;
-
-const FIRST_SLEEP: Duration = Duration::from_millis(200);
-const MAX_SLEEP: Duration = Duration::from_secs(3);
 
 /// Runs `op` up to `attempts` times (at least once), sleeping between failures. Returns the last
 /// error, or `Cancelled` as soon as `cancel` fires.
@@ -16,39 +13,27 @@ pub(crate) async fn retry<T, F, Fut>(
     attempts: u32,
     cancel: &CancellationToken,
     what: &'static str,
-    mut op: F,
+    op: F,
 ) -> Result<T, SessionError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, SessionError>>,
 {
     let attempts = attempts.max(1);
-    let mut sleep = FIRST_SLEEP;
-    let mut attempt = 0;
-    loop {
-        let outcome = tokio::select! {
-            biased;
-            () = cancel.cancelled() => return Err(SessionError::Cancelled),
-            outcome = op() => outcome,
-        };
-        let err = match outcome {
-            Ok(value) => return Ok(value),
-            Err(SessionError::Cancelled) => return Err(SessionError::Cancelled),
-            Err(err) => err,
-        };
-        attempt += 1;
-        if attempt >= attempts {
-            return Err(err);
+    let retried = milvus_types::retry(Backoff::RETRY_DO, op, |err, attempt| {
+        if matches!(err, SessionError::Cancelled) || attempt >= attempts {
+            return false;
         }
         // Go logs every fourth failure to keep long outages readable.
         if attempt % 4 == 1 {
             tracing::warn!(what, attempt, error = %err, "retrying");
         }
-        tokio::select! {
-            () = cancel.cancelled() => return Err(SessionError::Cancelled),
-            () = tokio::time::sleep(sleep) => {}
-        }
-        sleep = (sleep * 2).min(MAX_SLEEP);
+        true
+    });
+    tokio::select! {
+        biased;
+        () = cancel.cancelled() => Err(SessionError::Cancelled),
+        outcome = retried => outcome,
     }
 }
 

@@ -4,9 +4,8 @@
 //! (`ListObjectsV2` with one key) and the creation (`PUT /{bucket}`) are built here, signed with
 //! object_store's own SigV4 signer and credentials, and sent through its own HTTP client.
 
-use std::time::Duration;
-
 use http::{Method, Request, StatusCode};
+use milvus_types::Backoff;
 use object_store::ClientOptions;
 use object_store::aws::{AmazonS3, AwsAuthorizer};
 use object_store::client::{HttpClient, HttpConnector, HttpRequestBody, ReqwestConnector};
@@ -15,11 +14,17 @@ use tracing::{info, warn};
 use crate::error::{StorageError, StorageResult};
 use crate::remote::RemoteSettings;
 
-/// How often the bucket check is tried before start-up fails (2.3.5 tries 20 times too), and the
-/// backoff between tries (doubling up to the cap).
+/// How often the bucket check is tried before start-up fails (2.3.5 tries 20 times too, with
+/// `retry.Do`'s backoff).
 const CHECK_ATTEMPTS: u32 = 20;
-const FIRST_BACKOFF: Duration = Duration::from_millis(200);
-const MAX_BACKOFF: Duration = Duration::from_secs(3);
+
+/// Why one bucket check failed.
+enum CheckFailure {
+    /// Worth another try (transport error, 5xx): the reason.
+    Retriable(String),
+    /// Retrying will not help (denied, unexpected answer).
+    Final(StorageError),
+}
 
 /// Returns once the bucket exists and our credentials can list it; creates it when missing.
 pub(crate) async fn ensure_bucket(
@@ -71,36 +76,46 @@ impl SignedClient<'_> {
     /// are retried with backoff, which covers a MinIO that is still starting.
     async fn bucket_exists(&self) -> StorageResult<bool> {
         let url = format!("{}/?list-type=2&max-keys=1", self.bucket_url());
-        let mut backoff = FIRST_BACKOFF;
-        let mut attempt = 1;
-        loop {
-            let outcome = self.send(Method::GET, &url, String::new()).await;
-            let retry_reason = match outcome {
-                Ok(answer) if answer.status.is_success() => return Ok(true),
-                Ok(answer) if answer.status == StatusCode::NOT_FOUND => return Ok(false),
-                Ok(answer) if is_denied(answer.status) => {
-                    return Err(self.denied("check bucket", &answer));
+        let checked = milvus_types::retry(
+            Backoff::RETRY_DO,
+            || self.check_bucket(&url),
+            |failure, attempt| {
+                let CheckFailure::Retriable(reason) = failure else {
+                    return false;
+                };
+                if attempt >= CHECK_ATTEMPTS {
+                    return false;
                 }
-                Ok(answer) if answer.status.is_server_error() => {
-                    format!("{}: {}", answer.status, answer.body)
-                }
-                Ok(answer) => {
-                    return Err(self.failed(format!(
-                        "checking the bucket returned {}: {}",
-                        answer.status, answer.body
-                    )));
-                }
-                Err(e) => e,
-            };
-            if attempt >= CHECK_ATTEMPTS {
-                return Err(self.failed(format!(
-                    "bucket check failed {attempt} times, last: {retry_reason}"
-                )));
+                warn!(bucket = %self.settings.bucket, attempt, error = %reason, "bucket check failed, retrying");
+                true
+            },
+        )
+        .await;
+        checked.map_err(|failure| match failure {
+            CheckFailure::Final(err) => err,
+            CheckFailure::Retriable(reason) => self.failed(format!(
+                "bucket check failed {CHECK_ATTEMPTS} times, last: {reason}"
+            )),
+        })
+    }
+
+    /// One bucket check; transport errors and 5xx answers are worth another try.
+    async fn check_bucket(&self, url: &str) -> Result<bool, CheckFailure> {
+        match self.send(Method::GET, url, String::new()).await {
+            Ok(answer) if answer.status.is_success() => Ok(true),
+            Ok(answer) if answer.status == StatusCode::NOT_FOUND => Ok(false),
+            Ok(answer) if is_denied(answer.status) => {
+                Err(CheckFailure::Final(self.denied("check bucket", &answer)))
             }
-            warn!(bucket = %self.settings.bucket, attempt, error = %retry_reason, "bucket check failed, retrying");
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-            attempt += 1;
+            Ok(answer) if answer.status.is_server_error() => Err(CheckFailure::Retriable(format!(
+                "{}: {}",
+                answer.status, answer.body
+            ))),
+            Ok(answer) => Err(CheckFailure::Final(self.failed(format!(
+                "checking the bucket returned {}: {}",
+                answer.status, answer.body
+            )))),
+            Err(reason) => Err(CheckFailure::Retriable(reason)),
         }
     }
 

@@ -10,6 +10,7 @@ use datacoord_index_builder::testing::FakeIndexNodes;
 use datacoord_index_builder::{BuilderConfig, IndexBuilder};
 use datacoord_meta::testing::{segment, sent_logs};
 use datacoord_meta::{Catalog, LogKind, Meta};
+use milvus_config::DataCoordConfig;
 use milvus_metastore::MetaKv;
 use milvus_proto::common::SegmentState;
 use milvus_proto::data::SegmentInfo;
@@ -35,7 +36,7 @@ pub fn config() -> BuilderConfig {
             request_timeout_ms: 10_000,
             ..Default::default()
         },
-        ..BuilderConfig::default()
+        ..BuilderConfig::from_config(&DataCoordConfig::default())
     }
 }
 

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use datacoord_segments::{
     ManualClock, MemorySegmentStore, SegmentConfig, SegmentManager, sample_schema,
 };
+use milvus_config::DataCoordConfig;
 use milvus_proto::common::SegmentState;
 use milvus_proto::data::SegmentInfo;
 use milvus_proto::schema::CollectionSchema;
@@ -39,7 +40,7 @@ pub fn small_config(clock: Arc<ManualClock>) -> SegmentConfig {
         max_size_mb,
         min_size_from_idle_to_sealed_mb: max_size_mb * 16.0 / 512.0,
         clock,
-        ..SegmentConfig::default()
+        ..SegmentConfig::from_config(&DataCoordConfig::default())
     }
 }
 
