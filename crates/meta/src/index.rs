@@ -294,6 +294,12 @@ impl Index {
 
     /// Segments in any of `states`, by ID.
     pub(crate) fn in_states(&self, states: &[SegmentState]) -> Vec<Arc<SegmentInfo>> {
+        let ids = self.ids_in_states(states);
+        self.resolve(ids.iter()).collect()
+    }
+
+    /// IDs of the segments in any of `states`, ascending; nothing is decoded.
+    pub(crate) fn ids_in_states(&self, states: &[SegmentState]) -> Vec<SegmentId> {
         let wanted: BTreeSet<i32> = states.iter().map(|state| *state as i32).collect();
         let mut ids: Vec<SegmentId> = wanted
             .iter()
@@ -302,7 +308,21 @@ impl Index {
             .copied()
             .collect();
         ids.sort_unstable();
-        self.resolve(ids.iter()).collect()
+        ids
+    }
+
+    /// Whether some segment of the insert channel is healthy, read from the headers alone.
+    pub(crate) fn channel_has_healthy(&self, vchannel: &str) -> bool {
+        let Some(ids) = self
+            .strings
+            .lookup(vchannel)
+            .and_then(|channel| self.by_channel.get(&channel))
+        else {
+            return false;
+        };
+        ids.iter()
+            .filter_map(|id| self.segments.get(id))
+            .any(|stored| healthy(filing(stored, &self.strings).state))
     }
 
     /// The segment compacted from `parent` (the lowest ID if, against 2.3.5's own rules,

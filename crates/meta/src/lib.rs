@@ -10,6 +10,7 @@
 mod catalog;
 mod codec;
 mod compact;
+mod compaction_writes;
 mod error;
 mod index;
 mod keys;
@@ -23,6 +24,9 @@ mod segment_writes;
 pub mod testing;
 
 pub use catalog::Catalog;
+pub use compaction_writes::{
+    CommitOutcome, CommitRefusal, CompactionCommit, CompactionSource, late_deltalogs,
+};
 pub use error::{MetaError, MetaResult};
 pub use index::ChannelRemoval;
 pub use keys::{

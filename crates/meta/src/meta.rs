@@ -12,6 +12,7 @@ use milvus_proto::msg::MsgPosition;
 use milvus_types::{CollectionId, PartitionId, SegmentId};
 
 use crate::catalog::{Catalog, WriteFailure, WritePlan};
+use crate::compaction_writes::{CommitOutcome, CompactionCommit};
 use crate::error::{MetaError, MetaResult};
 use crate::index::{ChannelRemoval, Index};
 use crate::keys::{NON_REMOVED_FLAG, REMOVED_FLAG, channel_checkpoint_key, channel_removal_key};
@@ -297,6 +298,18 @@ impl Meta {
         self.shared.read().in_states(states)
     }
 
+    /// IDs of the segments in one of `states`, ascending, without decoding any (GC walks
+    /// every Dropped segment one at a time with it).
+    pub fn segment_ids_in_states(&self, states: &[SegmentState]) -> Vec<SegmentId> {
+        self.shared.read().ids_in_states(states)
+    }
+
+    /// Whether the insert channel still has a healthy segment (not None, NotExist or Dropped),
+    /// without decoding any.
+    pub fn channel_has_healthy_segment(&self, vchannel: &str) -> bool {
+        self.shared.read().channel_has_healthy(vchannel)
+    }
+
     /// The segment that lists `parent` in `compactionFrom`, in any state.
     pub fn child_of(&self, parent: SegmentId) -> Option<Arc<SegmentInfo>> {
         self.shared.read().child_of(parent)
@@ -435,6 +448,14 @@ impl Meta {
             Ok(())
         })
         .await
+    }
+
+    /// A finished compaction plan (FACTS part 2 §2.9): the sources become Dropped and `compacted`,
+    /// the result segment is added (Flushing, or Dropped when it has no rows). Idempotent by
+    /// plan; refusals write nothing. See `compaction_writes.rs`.
+    pub async fn complete_compaction(&self, commit: CompactionCommit) -> MetaResult<CommitOutcome> {
+        self.run(move |shared| async move { shared.complete_compaction(commit).await })
+            .await
     }
 
     /// Removes a segment and all its log keys in one transaction (GC, FACTS C.5). An unknown

@@ -67,13 +67,13 @@ pub struct DroppedSegment {
     pub num_of_rows: i64,
 }
 
-type SegmentKey = (CollectionId, PartitionId, SegmentId);
+pub(crate) type SegmentKey = (CollectionId, PartitionId, SegmentId);
 
-fn key_of(seg: &SegmentInfo) -> SegmentKey {
+pub(crate) fn key_of(seg: &SegmentInfo) -> SegmentKey {
     (seg.collection_id, seg.partition_id, seg.id)
 }
 
-fn now_nanos() -> u64 {
+pub(crate) fn now_nanos() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|elapsed| u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX))
@@ -82,7 +82,7 @@ fn now_nanos() -> u64 {
 
 /// Puts every log list in the form it is persisted in (logID form, one entry per field, key
 /// order), so memory matches what a reload reads.
-fn make_logs_canonical(seg: &mut SegmentInfo) {
+pub(crate) fn make_logs_canonical(seg: &mut SegmentInfo) {
     for kind in LogKind::ALL {
         let list = logs_of_mut(seg, kind);
         to_stored_form(list);
@@ -91,7 +91,7 @@ fn make_logs_canonical(seg: &mut SegmentInfo) {
 }
 
 /// Validates and converts the three incoming lists of `segment_id`.
-fn incoming_logs(
+pub(crate) fn incoming_logs(
     segment_id: SegmentId,
     binlogs: Vec<FieldBinlog>,
     statslogs: Vec<FieldBinlog>,
@@ -105,7 +105,7 @@ fn incoming_logs(
 }
 
 impl Shared {
-    fn apply_segments(&self, segments: Vec<SegmentInfo>, logs_written: &[SegmentId]) {
+    pub(crate) fn apply_segments(&self, segments: Vec<SegmentInfo>, logs_written: &[SegmentId]) {
         let mut index = self.write();
         for seg in segments {
             index.put(Arc::new(seg));
