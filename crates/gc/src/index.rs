@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datacoord_index::{BuildId, IndexMeta, SegmentIndex};
-use futures::{StreamExt, stream};
+use futures::{StreamExt, TryStreamExt, stream};
 use milvus_proto::common::IndexState;
 use milvus_storage::{ObjectInfo, build_id_from_index_path, index_files_prefix};
 use tracing::{debug, info, warn};
@@ -149,7 +149,7 @@ impl IndexGc {
         }
         report.records_removed += 1;
         let build_dir = format!("{}{build_id}/", self.index_files_dir());
-        let files = match self.storage.list(&build_dir, true).await {
+        let files = match self.storage.list(&build_dir, true).try_collect().await {
             Ok(files) => files,
             Err(err) => {
                 warn!(build_id, error = %err, "cannot list files of a recycled build, the files sweep retries");
@@ -174,7 +174,7 @@ impl IndexGc {
         let dir = self.index_files_dir();
         // The listing comes first and each build's record is read after it (in `sweep_build`):
         // a build created after this point is not listed, so it cannot be swept.
-        let entries = match self.storage.list(&dir, false).await {
+        let entries: Vec<ObjectInfo> = match self.storage.list(&dir, false).try_collect().await {
             Ok(entries) => entries,
             Err(err) => {
                 warn!(prefix = %dir, error = %err, "cannot list index files, retrying next run");
@@ -226,7 +226,7 @@ impl IndexGc {
             } else {
                 format!("{}/", entry.path)
             };
-            match self.storage.list(&build_dir, true).await {
+            match self.storage.list(&build_dir, true).try_collect().await {
                 Ok(files) => paths_of(files),
                 Err(err) => {
                     warn!(build_id, error = %err, "cannot list build files, retrying next run");

@@ -8,13 +8,13 @@ use async_trait::async_trait;
 /// steps by stage, so a step registered later still runs in its 2.3.5 place.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Stage {
-    /// Dropped segments and channel checkpoints (segment part; not in this crate yet).
+    /// Dropped segments with their files, and checkpoints of gone channels.
     ClearEtcd,
     /// `field-index` records of deleted indexes.
     RecycleUnusedIndexes,
     /// `segment-index` records whose segment or index is gone, and their files.
     RecycleUnusedSegmentIndexes,
-    /// Orphan insert/stats/delta objects (segment part; not in this crate yet).
+    /// Orphan insert/stats/delta objects.
     Scan,
     /// Objects under `index_files/` no record references.
     RecycleUnusedIndexFiles,

@@ -1,7 +1,7 @@
 //! [`GcStorage`]: the object-storage operations GC needs, so tests can inject failures.
 
 use async_trait::async_trait;
-use futures::TryStreamExt;
+use futures::stream::BoxStream;
 use milvus_storage::{ChunkManager, ObjectInfo, StorageResult};
 
 /// What GC does to object storage. Paths are full Milvus paths (see `milvus-storage`).
@@ -10,11 +10,13 @@ pub trait GcStorage: Send + Sync {
     /// The root every GC prefix is built under (`minio.rootPath` / `localStorage.path`).
     fn root_path(&self) -> &str;
 
-    /// Every entry under `prefix` (a string prefix). Recursive: files only. Not recursive: one
-    /// level, directories end with `/` and have `is_dir`.
-    async fn list(&self, prefix: &str, recursive: bool) -> StorageResult<Vec<ObjectInfo>>;
+    /// Streams every entry under `prefix` (a string prefix), page by page as the backend
+    /// lists. Recursive: files only. Not recursive: one level, directories end with `/` and
+    /// have `is_dir`. Callers that must stay within bounded memory consume it as it comes.
+    fn list(&self, prefix: &str, recursive: bool) -> BoxStream<'static, StorageResult<ObjectInfo>>;
 
-    /// Deletes the files (missing ones count as deleted); every path is tried even when some fail.
+    /// Deletes the files (missing ones count as deleted); every path is tried even when some
+    /// fail, and the failures come back together (`StorageError::PartialRemove`).
     async fn remove_files(&self, paths: &[String]) -> StorageResult<()>;
 }
 
@@ -24,8 +26,8 @@ impl GcStorage for ChunkManager {
         ChunkManager::root_path(self)
     }
 
-    async fn list(&self, prefix: &str, recursive: bool) -> StorageResult<Vec<ObjectInfo>> {
-        self.list_with_prefix(prefix, recursive).try_collect().await
+    fn list(&self, prefix: &str, recursive: bool) -> BoxStream<'static, StorageResult<ObjectInfo>> {
+        self.list_with_prefix(prefix, recursive)
     }
 
     async fn remove_files(&self, paths: &[String]) -> StorageResult<()> {

@@ -1,19 +1,25 @@
 //! Test support (feature `testing`): [`SegmentSet`] (a fake [`SegmentPresence`]),
-//! [`FaultyStorage`] (fails lists or removes on demand) and [`StorageFixture`] (a chunk manager
-//! on a temp dir, on an in-process S3 server, or on the external S3 server of the test scripts).
+//! [`StaticSchemas`] (a fake [`CollectionSchemas`]), [`PendingSet`] (a fake
+//! [`PendingCompactions`]), [`FaultyStorage`] (fails lists or removes on demand),
+//! [`age_local_file`] and [`StorageFixture`] (a chunk manager on a temp dir, on an in-process
+//! S3 server, or on the external S3 server of the test scripts).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use futures::TryStreamExt;
+use futures::stream::{self, BoxStream};
+use futures::{StreamExt, TryStreamExt};
+use milvus_proto::schema::{CollectionSchema, DataType, FieldSchema};
 use milvus_storage::testing::S3TestServer;
 use milvus_storage::{ChunkManager, ObjectInfo, StorageConfig, StorageError, StorageResult};
-use milvus_types::SegmentId;
+use milvus_types::{CollectionId, FieldId, MilvusError, MilvusResult, PartitionId, SegmentId};
 use tempfile::TempDir;
 
+use crate::clear_etcd::CollectionSchemas;
+use crate::scan::PendingCompactions;
 use crate::segments::SegmentPresence;
 use crate::storage::GcStorage;
 
@@ -46,6 +52,108 @@ impl SegmentPresence for SegmentSet {
     fn segment_exists(&self, id: SegmentId) -> bool {
         self.ids.lock().expect("segment set lock").contains(&id)
     }
+}
+
+/// Schemas by collection; an unknown collection answers "collection not found" (code 100).
+#[derive(Debug, Default)]
+pub struct StaticSchemas {
+    schemas: Mutex<BTreeMap<CollectionId, CollectionSchema>>,
+}
+
+impl StaticSchemas {
+    /// Knows no collection.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the schema of `coll`: an Int64 primary key (field 100), then `fields` in order.
+    pub fn set(&self, coll: CollectionId, fields: &[(FieldId, DataType)]) {
+        let mut schema = CollectionSchema {
+            name: format!("collection_{coll}"),
+            fields: vec![FieldSchema {
+                field_id: 100,
+                name: "pk".to_string(),
+                is_primary_key: true,
+                data_type: DataType::Int64 as i32,
+                ..FieldSchema::default()
+            }],
+            ..CollectionSchema::default()
+        };
+        schema
+            .fields
+            .extend(fields.iter().map(|(field_id, data_type)| FieldSchema {
+                field_id: *field_id,
+                name: format!("field_{field_id}"),
+                data_type: *data_type as i32,
+                ..FieldSchema::default()
+            }));
+        self.schemas
+            .lock()
+            .expect("schemas lock")
+            .insert(coll, schema);
+    }
+
+    /// Forgets `coll` (as RootCoord after a drop).
+    pub fn remove(&self, coll: CollectionId) {
+        self.schemas.lock().expect("schemas lock").remove(&coll);
+    }
+}
+
+#[async_trait]
+impl CollectionSchemas for StaticSchemas {
+    async fn collection_schema(&self, coll: CollectionId) -> MilvusResult<CollectionSchema> {
+        self.schemas
+            .lock()
+            .expect("schemas lock")
+            .get(&coll)
+            .cloned()
+            .ok_or_else(|| MilvusError::collection_not_found(coll))
+    }
+}
+
+/// Partitions with an unfinished compaction task.
+#[derive(Debug, Default)]
+pub struct PendingSet {
+    partitions: Mutex<BTreeSet<(CollectionId, PartitionId)>>,
+}
+
+impl PendingSet {
+    /// No task.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A task on (collection, partition) is persisted.
+    pub fn insert(&self, coll: CollectionId, part: PartitionId) {
+        self.partitions
+            .lock()
+            .expect("pending lock")
+            .insert((coll, part));
+    }
+
+    /// The task on (collection, partition) finished.
+    pub fn remove(&self, coll: CollectionId, part: PartitionId) {
+        self.partitions
+            .lock()
+            .expect("pending lock")
+            .remove(&(coll, part));
+    }
+}
+
+impl PendingCompactions for PendingSet {
+    fn unfinished_partitions(&self) -> BTreeSet<(CollectionId, PartitionId)> {
+        self.partitions.lock().expect("pending lock").clone()
+    }
+}
+
+/// Sets the modification time of a local file `age` into the past.
+pub fn age_local_file(path: &str, age: Duration) {
+    let file = std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap_or_else(|err| panic!("open {path}: {err}"));
+    file.set_modified(SystemTime::now() - age)
+        .unwrap_or_else(|err| panic!("set mtime of {path}: {err}"));
 }
 
 /// Wraps a storage; lists and/or removes fail (with an I/O error) while switched on.
@@ -97,11 +205,12 @@ impl GcStorage for FaultyStorage {
         self.inner.root_path()
     }
 
-    async fn list(&self, prefix: &str, recursive: bool) -> StorageResult<Vec<ObjectInfo>> {
+    fn list(&self, prefix: &str, recursive: bool) -> BoxStream<'static, StorageResult<ObjectInfo>> {
         if self.fail_lists.load(Ordering::SeqCst) {
-            return Err(Self::injected("list", prefix));
+            return stream::once(futures::future::ready(Err(Self::injected("list", prefix))))
+                .boxed();
         }
-        self.inner.list(prefix, recursive).await
+        self.inner.list(prefix, recursive)
     }
 
     async fn remove_files(&self, paths: &[String]) -> StorageResult<()> {
