@@ -1,17 +1,42 @@
-//! Garbage collection as the server runs it: [`collector`] wires the steps (the index steps;
-//! the segment steps come with a later issue), [`GcService`] answers GcControl.
+//! Garbage collection as the server runs it: [`collector`] wires the steps in 2.3.5's order
+//! (clearEtcd, the index steps, the orphan scan), [`GcService`] answers GcControl.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use datacoord_gc::{GarbageCollector, GcConfig, IndexGc};
+use async_trait::async_trait;
+use datacoord_gc::{
+    ClearEtcdStep, CollectionSchemas, GarbageCollector, GcConfig, GcStep, IndexGc,
+    PendingCompactions, ScanStep,
+};
 use datacoord_index::IndexMeta;
 use datacoord_meta::Meta;
 use milvus_proto::common::{ErrorCode as LegacyCode, Status};
 use milvus_proto::data::{GcCommand, GcControlRequest};
+use milvus_proto::schema::CollectionSchema;
 use milvus_storage::ChunkManager;
-use milvus_types::MilvusError;
+use milvus_types::{CollectionId, MilvusError, MilvusResult};
 use tracing::info;
+
+use crate::collections::Collections;
+
+/// What the collector reads besides meta and storage.
+pub(crate) struct GcSources {
+    /// Schemas, for the first vector field a compaction child must be indexed on.
+    pub(crate) collections: Arc<Collections>,
+    /// Partitions an unfinished compaction task may still write files to.
+    pub(crate) pending: Arc<dyn PendingCompactions>,
+}
+
+#[async_trait]
+impl CollectionSchemas for Collections {
+    async fn collection_schema(&self, coll: CollectionId) -> MilvusResult<CollectionSchema> {
+        let info = self.get(coll).await?;
+        info.schema
+            .clone()
+            .ok_or_else(|| MilvusError::unexpected(format!("collection {coll} has no schema")))
+    }
+}
 
 /// Builds the collector over index meta, segment meta and object storage.
 pub(crate) fn collector(
@@ -19,8 +44,26 @@ pub(crate) fn collector(
     index_meta: IndexMeta,
     meta: Arc<Meta>,
     storage: ChunkManager,
+    sources: GcSources,
 ) -> GarbageCollector {
-    let index_gc = Arc::new(IndexGc::new(index_meta, meta, Arc::new(storage), &config));
+    let storage = Arc::new(storage);
+    let clear_etcd = Arc::new(ClearEtcdStep::new(
+        meta.clone(),
+        index_meta.clone(),
+        sources.collections,
+        storage.clone(),
+        &config,
+    ));
+    let scan = Arc::new(ScanStep::new(
+        meta.clone(),
+        sources.pending,
+        storage.clone(),
+        &config,
+    ));
+    let index_gc = Arc::new(IndexGc::new(index_meta, meta, storage, &config));
+    let mut steps: Vec<Arc<dyn GcStep>> = index_gc.steps();
+    steps.push(clear_etcd);
+    steps.push(scan);
     info!(
         enabled = config.enabled,
         interval = ?config.interval,
@@ -28,7 +71,7 @@ pub(crate) fn collector(
         drop_tolerance = ?config.drop_tolerance,
         "GC with option"
     );
-    GarbageCollector::new(config, index_gc.steps())
+    GarbageCollector::new(config, steps)
 }
 
 /// GcControl answers failures in the old style only: `UnexpectedError` and a reason, code 0.

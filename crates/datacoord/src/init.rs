@@ -23,6 +23,7 @@ use crate::adapters::ChannelMeta;
 use crate::background::Background;
 use crate::clients::{DataNodeClient, IndexNodeClient, datanode_creator, indexnode_creator};
 use crate::collections::Collections;
+use crate::compaction::DataNodeCompaction;
 use crate::discovery;
 use crate::metrics::Metrics;
 use crate::nodes::{EngineVersions, NodeManager};
@@ -184,6 +185,11 @@ pub(crate) async fn init_datacoord(
         allocator,
         chunk_manager,
         channels: channels.clone(),
+        compaction_nodes: Arc::new(DataNodeCompaction {
+            node_id,
+            nodes: datanodes.clone(),
+            channels: channels.clone(),
+        }),
         datanodes,
         indexnodes,
         engine_version: Arc::new(move || engine_versions.current()),

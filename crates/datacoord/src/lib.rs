@@ -11,6 +11,7 @@ mod background;
 mod channels;
 mod clients;
 mod collections;
+mod compaction;
 mod component;
 mod datanodes;
 mod datapath;
@@ -36,6 +37,7 @@ pub use clients::{
     DataNodeClient, IndexNodeClient, NodeChannel, TargetMetadata, datanode_creator,
     indexnode_creator, node_channel,
 };
+pub use compaction::CompactionService;
 pub use component::MetricsAnswer;
 pub use datanodes::DataNodes;
 pub use datapath::DataPath;

@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 
 use datacoord_index::SegmentIndex;
 use milvus_proto::common::IndexState;
-use prometheus::{GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    GaugeVec, Histogram, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 
 fn datacoord_opts(name: &str, help: &str) -> Opts {
     Opts::new(name, help)
@@ -44,6 +46,8 @@ pub struct Metrics {
     /// `milvus_datacoord_index_task_count{collection_id, index_task_status}`: segment-index
     /// records not marked deleted, by state, refreshed from index meta at each scrape.
     pub index_task_count: IntGaugeVec,
+    /// `milvus_datacoord_compacted_segment_size`: bytes of each committed compaction result.
+    pub compacted_segment_size: Histogram,
 }
 
 impl Metrics {
@@ -117,6 +121,9 @@ impl Metrics {
             &["collection_id", "index_task_status"],
         )
         .expect("valid metric");
+        let compacted_segment_size =
+            Histogram::with_opts(datacoord_compaction::compacted_segment_size_opts())
+                .expect("valid metric");
         for collector in [
             Box::new(num_node.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(datanode_num.clone()),
@@ -129,6 +136,7 @@ impl Metrics {
             Box::new(watched_dml_channel_num.clone()),
             Box::new(index_req_count.clone()),
             Box::new(index_task_count.clone()),
+            Box::new(compacted_segment_size.clone()),
         ] {
             registry
                 .register(collector)
@@ -153,6 +161,7 @@ impl Metrics {
             watched_dml_channel_num,
             index_req_count,
             index_task_count,
+            compacted_segment_size,
         }
     }
 

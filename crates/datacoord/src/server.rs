@@ -20,6 +20,7 @@ use tracing::{error, info, warn};
 
 use crate::background::Background;
 use crate::clients::{DataNodeClient, IndexNodeClient};
+use crate::compaction::CompactionService;
 use crate::datapath::DataPath;
 use crate::garbage::GcService;
 use crate::indexes::Indexes;
@@ -179,6 +180,11 @@ impl Server {
     /// The index service, or ServiceNotReady unless Healthy.
     pub fn indexes(&self) -> MilvusResult<&Indexes> {
         Ok(self.healthy()?.indexes())
+    }
+
+    /// The compaction RPCs, or ServiceNotReady unless Healthy.
+    pub fn compaction(&self) -> MilvusResult<&CompactionService> {
+        Ok(self.healthy()?.compaction())
     }
 
     /// The GcControl service, or ServiceNotReady unless Healthy.

@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use datacoord_compaction::{CompactionConfig, CompactionDeps, CompactionEngine, CompactionNodes};
 use datacoord_gc::{GarbageCollector, GcConfig};
 use datacoord_index::IndexMeta;
 use datacoord_index_builder::{BuilderConfig, EngineVersion, IndexBuilder};
@@ -19,10 +20,11 @@ use crate::adapters::SegmentMeta;
 use crate::background::Background;
 use crate::channels::Channels;
 use crate::collections::Collections;
+use crate::compaction::{CompactionService, FlushSignals, PendingTasks};
 use crate::datanodes::DataNodes;
 use crate::datapath::DataPath;
 use crate::flush::{FLUSH_QUEUE, Flusher};
-use crate::garbage::{self, GcService};
+use crate::garbage::{self, GcService, GcSources};
 use crate::indexes::Indexes;
 use crate::indexnodes::IndexNodeSet;
 use crate::metrics::Metrics;
@@ -44,6 +46,8 @@ pub(crate) struct CoreParts {
     pub(crate) chunk_manager: ChunkManager,
     pub(crate) channels: Arc<dyn Channels>,
     pub(crate) datanodes: Arc<dyn DataNodes>,
+    /// The DataNodes as compaction reaches them (Compaction, GetCompactionState, SyncSegments).
+    pub(crate) compaction_nodes: Arc<dyn CompactionNodes>,
     pub(crate) indexnodes: Arc<dyn IndexNodeSet>,
     /// The index engine version IndexNodes build with (from the QueryNodes).
     pub(crate) engine_version: EngineVersion,
@@ -53,6 +57,7 @@ pub(crate) struct CoreParts {
 struct Loops {
     flusher: Flusher,
     flush_rx: mpsc::Receiver<SegmentId>,
+    compaction: Arc<CompactionEngine>,
     index_builder: Arc<IndexBuilder>,
     collector: GarbageCollector,
 }
@@ -62,14 +67,15 @@ pub struct Services {
     data_path: DataPath,
     queries: Queries,
     indexes: Indexes,
+    compaction: CompactionService,
     gc: GcService,
     pub(crate) monitor: Monitor,
     loops: Mutex<Option<Loops>>,
 }
 
 impl Services {
-    /// Builds every service (segment manager, index builder, garbage collector in 2.3.5's
-    /// order); nothing runs until [`Services::start`]. FlushSegments calls run on `background`.
+    /// Builds every service (compaction, segment manager, garbage collector, index builder in
+    /// 2.3.5's order); nothing runs until [`Services::start`]. FlushSegments calls run on `background`.
     pub(crate) async fn build(
         parts: CoreParts,
         config: &DataCoordConfig,
@@ -86,10 +92,33 @@ impl Services {
             chunk_manager,
             channels,
             datanodes,
+            compaction_nodes,
             indexnodes,
             engine_version,
         } = parts;
         let storage_root = chunk_manager.root_path().to_string();
+        let (flush_tx, flush_rx) = mpsc::channel(FLUSH_QUEUE);
+
+        // Persisted tasks are reloaded (and their sources locked) before anything can plan or
+        // collect, so GC's first run already sees them.
+        let compaction = Arc::new(
+            CompactionEngine::load(
+                CompactionConfig::from_config(config),
+                CompactionDeps {
+                    meta: meta.clone(),
+                    index_meta: (*index_meta).clone(),
+                    nodes: compaction_nodes,
+                    allocator: allocator.clone(),
+                    broker: broker.clone(),
+                    chunk_manager: chunk_manager.clone(),
+                    flushed: flush_tx.clone(),
+                    compacted_segment_size: metrics.compacted_segment_size.clone(),
+                    engine_version: engine_version.clone(),
+                },
+            )
+            .await
+            .map_err(|e| e.wrap("load compaction tasks"))?,
+        );
 
         let segments = Arc::new(
             SegmentManager::new(
@@ -114,12 +143,18 @@ impl Services {
             (*index_meta).clone(),
             meta.clone(),
             chunk_manager,
+            GcSources {
+                collections: collections.clone(),
+                pending: Arc::new(PendingTasks(compaction.clone())),
+            },
         );
 
-        let (flush_tx, flush_rx) = mpsc::channel(FLUSH_QUEUE);
         let flusher = Flusher {
             meta: meta.clone(),
-            listeners: vec![index_builder.clone()],
+            listeners: vec![
+                index_builder.clone(),
+                Arc::new(FlushSignals(compaction.clone())),
+            ],
             flushed_rows: metrics.stored_rows_count.clone(),
         };
         let data_path = DataPath {
@@ -166,6 +201,9 @@ impl Services {
             data_path,
             queries,
             indexes,
+            compaction: CompactionService {
+                engine: compaction.clone(),
+            },
             gc: GcService {
                 collector: collector.clone(),
             },
@@ -173,14 +211,15 @@ impl Services {
             loops: Mutex::new(Some(Loops {
                 flusher,
                 flush_rx,
+                compaction,
                 index_builder,
                 collector,
             })),
         })
     }
 
-    /// Starts the flush loop, the garbage collector and the index builder on `background`
-    /// (stopped by its shutdown). A second call does nothing.
+    /// Starts the flush loop, compaction, the garbage collector and the index builder on
+    /// `background` (stopped by its shutdown). A second call does nothing.
     pub(crate) fn start(&self, background: &Background) {
         let loops = self
             .loops
@@ -191,6 +230,7 @@ impl Services {
             return;
         };
         background.spawn_watching(loops.flusher.run(loops.flush_rx, background.token()));
+        background.track("compaction", loops.compaction.start(background.token()));
         background.track(
             "garbage collector",
             loops.collector.start(background.token()),
@@ -214,6 +254,11 @@ impl Services {
     /// The index RPCs.
     pub fn indexes(&self) -> &Indexes {
         &self.indexes
+    }
+
+    /// ManualCompaction, GetCompactionState, GetCompactionStateWithPlans.
+    pub fn compaction(&self) -> &CompactionService {
+        &self.compaction
     }
 
     /// GcControl.

@@ -10,6 +10,7 @@ mod datanodes;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use datacoord_compaction::testing::FakeCompactionNodes;
 use datacoord_index::{IndexCatalog, IndexMeta};
 use datacoord_index_builder::IndexNodes;
 use datacoord_index_builder::testing::FakeIndexNodes;
@@ -27,6 +28,7 @@ pub use datanodes::FakeDataNodes;
 
 use crate::background::Background;
 use crate::collections::Collections;
+use crate::compaction::CompactionService;
 use crate::datapath::DataPath;
 use crate::indexes::Indexes;
 use crate::indexnodes::IndexNodeSet;
@@ -66,6 +68,8 @@ pub struct TestCore {
     pub channels: Arc<FakeChannels>,
     /// The DataNodes.
     pub datanodes: Arc<FakeDataNodes>,
+    /// The DataNodes as compaction reaches them (their own channel owners).
+    pub compaction_nodes: Arc<FakeCompactionNodes>,
     /// The IndexNodes.
     pub indexnodes: Arc<FakeIndexNodes>,
     /// The catalog store (the meta root).
@@ -97,6 +101,7 @@ impl TestCore {
             Arc::new(FakeAllocator::new(1000)),
             Arc::new(FakeChannels::new()),
             Arc::new(FakeDataNodes::new()),
+            Arc::new(FakeCompactionNodes::new()),
             Arc::new(FakeIndexNodes::new()),
         )
         .await
@@ -114,6 +119,7 @@ impl TestCore {
             self.allocator,
             self.channels,
             self.datanodes,
+            self.compaction_nodes,
             self.indexnodes,
         )
         .await
@@ -128,6 +134,7 @@ impl TestCore {
         allocator: Arc<FakeAllocator>,
         channels: Arc<FakeChannels>,
         datanodes: Arc<FakeDataNodes>,
+        compaction_nodes: Arc<FakeCompactionNodes>,
         indexnodes: Arc<FakeIndexNodes>,
     ) -> Self {
         config.storage = StorageConfig::local(storage.path().display().to_string());
@@ -155,6 +162,7 @@ impl TestCore {
             chunk_manager,
             channels: channels.clone(),
             datanodes: datanodes.clone(),
+            compaction_nodes: compaction_nodes.clone(),
             indexnodes: indexnodes.clone(),
             engine_version: Arc::new(|| 0),
         };
@@ -166,6 +174,7 @@ impl TestCore {
             allocator,
             channels,
             datanodes,
+            compaction_nodes,
             indexnodes,
             kv,
             meta,
@@ -195,6 +204,11 @@ impl TestCore {
     /// The index service.
     pub fn indexes(&self) -> &Indexes {
         self.services.indexes()
+    }
+
+    /// The compaction RPCs.
+    pub fn compaction(&self) -> &CompactionService {
+        self.services.compaction()
     }
 
     /// The storage root binlog paths live under.

@@ -36,9 +36,11 @@ use milvus_proto::internal::{
     ShowConfigurationsResponse,
 };
 use milvus_proto::milvus::{
-    CheckHealthRequest, CheckHealthResponse, ComponentStates, GetComponentStatesRequest,
-    GetFlushAllStateRequest, GetFlushAllStateResponse, GetFlushStateResponse, GetMetricsRequest,
-    GetMetricsResponse, StringResponse,
+    CheckHealthRequest, CheckHealthResponse, ComponentStates, GetCompactionPlansRequest,
+    GetCompactionPlansResponse, GetCompactionStateRequest, GetCompactionStateResponse,
+    GetComponentStatesRequest, GetFlushAllStateRequest, GetFlushAllStateResponse,
+    GetFlushStateResponse, GetMetricsRequest, GetMetricsResponse, ManualCompactionRequest,
+    ManualCompactionResponse, StringResponse,
 };
 use milvus_types::{Component, MilvusResult};
 use tonic::{Request, Response};
@@ -62,6 +64,9 @@ macro_rules! with_status {
 }
 
 with_status!(
+    ManualCompactionResponse,
+    GetCompactionStateResponse,
+    GetCompactionPlansResponse,
     WatchChannelsResponse,
     AssignSegmentIdResponse,
     FlushResponse,
@@ -624,6 +629,44 @@ with_shared_rpcs! {
             };
             let result = result.await;
             respond(result.map(|()| SetSegmentStateResponse { status: success() }))
+        }
+
+        async fn manual_compaction(
+            &self,
+            request: Request<ManualCompactionRequest>,
+        ) -> RpcResult<ManualCompactionResponse> {
+            let request = request.into_inner();
+            let result = async {
+                self.core
+                    .compaction()?
+                    .manual_compaction(request.collection_id)
+                    .await
+            };
+            respond(result.await)
+        }
+
+        async fn get_compaction_state(
+            &self,
+            request: Request<GetCompactionStateRequest>,
+        ) -> RpcResult<GetCompactionStateResponse> {
+            let id = request.get_ref().compaction_id;
+            respond(
+                self.core
+                    .compaction()
+                    .and_then(|compaction| compaction.compaction_state(id)),
+            )
+        }
+
+        async fn get_compaction_state_with_plans(
+            &self,
+            request: Request<GetCompactionPlansRequest>,
+        ) -> RpcResult<GetCompactionPlansResponse> {
+            let id = request.get_ref().compaction_id;
+            respond(
+                self.core
+                    .compaction()
+                    .and_then(|compaction| compaction.compaction_state_with_plans(id)),
+            )
         }
 
         async fn mark_segments_dropped(

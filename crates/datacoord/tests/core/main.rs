@@ -1,6 +1,7 @@
 //! The core's services in-process: memory `MetaKv`, local storage, RootCoord fakes, fake
 //! channels, DataNodes and IndexNodes (`datacoord::testing::TestCore`); no etcd needed.
 
+mod compaction;
 mod datapath;
 mod indexes;
 mod queries;
