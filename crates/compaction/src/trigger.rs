@@ -6,15 +6,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use datacoord_index::DISKANN;
+use datacoord_index::{DISKANN, first_vector_field};
 use datacoord_meta::{is_healthy, with_full_paths};
-use milvus_proto::common::{IndexState, KeyValuePair, SegmentState};
+use milvus_proto::common::{KeyValuePair, SegmentState};
 use milvus_proto::data::{CompactionPlan, CompactionSegmentBinlogs, CompactionType, SegmentInfo};
 use milvus_proto::milvus::DescribeCollectionResponse;
-use milvus_proto::schema::{CollectionSchema, DataType};
-use milvus_types::{
-    CollectionId, FieldId, MilvusError, MilvusResult, PartitionId, SegmentId, Timestamp,
-};
+use milvus_proto::schema::CollectionSchema;
+use milvus_types::{CollectionId, MilvusError, MilvusResult, PartitionId, SegmentId, Timestamp};
 use tokio::sync::mpsc::error::TrySendError;
 
 use crate::config::{ALLOCATE_TIMEOUT, DESCRIBE_COLLECTION_TIMEOUT};
@@ -362,21 +360,14 @@ impl Inner {
         schema: &CollectionSchema,
         segments: Vec<Arc<SegmentInfo>>,
     ) -> Vec<Arc<SegmentInfo>> {
-        let index = first_vector_field(schema).and_then(|field| {
-            self.index_meta
-                .live_field_indexes(collection_id, field, "")
-                .into_iter()
-                .next()
-        });
-        let Some(index) = index else {
+        let Some(field) = first_vector_field(schema) else {
             return Vec::new();
         };
         segments
             .into_iter()
             .filter(|seg| {
                 self.index_meta
-                    .segment_index_of(seg.id, index.index_id)
-                    .is_some_and(|built| built.state == IndexState::Finished)
+                    .segment_indexed(collection_id, seg.id, field)
             })
             .collect()
     }
@@ -428,20 +419,6 @@ impl Inner {
     }
 }
 
-/// The first BinaryVector/FloatVector/Float16Vector field in schema order (2.3.5's choice).
-fn first_vector_field(schema: &CollectionSchema) -> Option<FieldId> {
-    schema
-        .fields
-        .iter()
-        .find(|field| {
-            matches!(
-                field.data_type(),
-                DataType::BinaryVector | DataType::FloatVector | DataType::Float16Vector
-            )
-        })
-        .map(|field| field.field_id)
-}
-
 /// The collection's `collection.autocompaction.enabled` (Go `strconv.ParseBool`), else the
 /// global switch; an unparsable value disables it.
 fn auto_compaction_enabled(properties: &[KeyValuePair], global: bool) -> bool {
@@ -467,8 +444,6 @@ fn auto_compaction_enabled(properties: &[KeyValuePair], global: bool) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use milvus_proto::schema::FieldSchema;
-
     use super::*;
 
     fn pair(key: &str, value: &str) -> KeyValuePair {
@@ -499,28 +474,5 @@ mod tests {
             true
         ));
         assert!(auto_compaction_enabled(&[pair("other", "false")], true));
-    }
-
-    #[test]
-    fn the_first_vector_field_in_schema_order_is_gated() {
-        let field = |id, data_type: DataType| {
-            let mut field = FieldSchema {
-                field_id: id,
-                ..FieldSchema::default()
-            };
-            field.set_data_type(data_type);
-            field
-        };
-        let schema = CollectionSchema {
-            fields: vec![
-                field(100, DataType::Int64),
-                field(103, DataType::BFloat16Vector),
-                field(102, DataType::Float16Vector),
-                field(101, DataType::FloatVector),
-            ],
-            ..CollectionSchema::default()
-        };
-        assert_eq!(first_vector_field(&schema), Some(102));
-        assert_eq!(first_vector_field(&CollectionSchema::default()), None);
     }
 }

@@ -4,9 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use datacoord_index::IndexMeta;
+use datacoord_index::{IndexMeta, first_vector_field};
 use datacoord_meta::{Meta, binlog_row_count, is_flush_state, is_healthy, with_full_paths};
-use milvus_proto::common::{IndexState, KeyValuePair, SegmentState};
+use milvus_proto::common::{KeyValuePair, SegmentState};
 use milvus_proto::data::{
     AlterCollectionRequest, FieldBinlog, GetFlushStateRequest, GetRecoveryInfoRequest,
     GetRecoveryInfoRequestV2, GetRecoveryInfoResponse, GetRecoveryInfoResponseV2,
@@ -14,7 +14,6 @@ use milvus_proto::data::{
 };
 use milvus_proto::internal::StringList;
 use milvus_proto::msg::MsgPosition;
-use milvus_proto::schema::DataType;
 use milvus_rootcoord_client::Broker;
 use milvus_types::{
     CollectionId, ErrorCode, FieldId, MilvusError, MilvusResult, PartitionId, SegmentId, Status,
@@ -281,28 +280,15 @@ impl Queries {
         let Some(field_id) = vector_field else {
             return false;
         };
-        let index_meta = &self.index_meta;
-        index_meta
-            .live_field_indexes(segment.collection_id, field_id, "")
-            .first()
-            .and_then(|index| index_meta.segment_index_of(segment.id, index.index_id))
-            .is_some_and(|build| build.state == IndexState::Finished)
+        self.index_meta
+            .segment_indexed(segment.collection_id, segment.id, field_id)
     }
 
     /// The first vector field of a cached collection's schema (the field recovery's index
     /// check looks at).
     fn vector_field(&self, collection_id: CollectionId) -> Option<FieldId> {
-        let schema = self.collections.cached(collection_id)?.schema.clone()?;
-        schema
-            .fields
-            .iter()
-            .find(|field| {
-                matches!(
-                    field.data_type(),
-                    DataType::FloatVector | DataType::BinaryVector | DataType::Float16Vector
-                )
-            })
-            .map(|field| field.field_id)
+        let info = self.collections.cached(collection_id)?;
+        first_vector_field(info.schema.as_ref()?)
     }
 
     /// GetRecoveryInfoV2 (querycoord's target refresh): channels as assigned to datanodes, and

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use datacoord_index::IndexMeta;
+use datacoord_index::{IndexMeta, first_vector_field};
 use datacoord_meta::{ChannelRemoval, Meta, is_flush_state, with_full_paths};
-use milvus_proto::common::{IndexState, SegmentState};
+use milvus_proto::common::SegmentState;
 use milvus_proto::data::SegmentInfo;
-use milvus_proto::schema::{CollectionSchema, DataType};
+use milvus_proto::schema::CollectionSchema;
 use milvus_types::{CollectionId, FieldId, MilvusResult};
 use tracing::{debug, info, warn};
 
@@ -26,21 +26,6 @@ use crate::storage::GcStorage;
 pub trait CollectionSchemas: Send + Sync {
     /// The collection's schema.
     async fn collection_schema(&self, coll: CollectionId) -> MilvusResult<CollectionSchema>;
-}
-
-/// The field 2.3.5 judges "indexed" by: the first vector field in schema order (binary,
-/// float or float16 vector; 2.3.5 does not count bfloat16).
-fn first_vector_field(schema: &CollectionSchema) -> Option<FieldId> {
-    schema
-        .fields
-        .iter()
-        .find(|field| {
-            matches!(
-                DataType::try_from(field.data_type),
-                Ok(DataType::BinaryVector | DataType::FloatVector | DataType::Float16Vector)
-            )
-        })
-        .map(|field| field.field_id)
 }
 
 /// Why a Dropped segment stays for now.
@@ -203,17 +188,8 @@ impl ClearEtcdStep {
         let Some(field) = fields.of(child.collection_id).await else {
             return false;
         };
-        let Some(index) = self
-            .index_meta
-            .live_field_indexes(child.collection_id, field, "")
-            .into_iter()
-            .next()
-        else {
-            return false;
-        };
         self.index_meta
-            .segment_index_of(child.id, index.index_id)
-            .is_some_and(|seg_index| seg_index.state == IndexState::Finished)
+            .segment_indexed(child.collection_id, child.id, field)
     }
 
     /// Whether `dropped_at` (unix ns) lies more than `dropTolerance` in the past; 0 (dropped
@@ -304,38 +280,5 @@ impl GcStep for ClearEtcdStep {
 
     async fn run(&self) -> StepReport {
         self.clear_dropped_segments().await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use milvus_proto::schema::FieldSchema;
-
-    fn field(field_id: FieldId, data_type: DataType) -> FieldSchema {
-        FieldSchema {
-            field_id,
-            data_type: data_type as i32,
-            ..FieldSchema::default()
-        }
-    }
-
-    #[test]
-    fn first_vector_field_follows_schema_order() {
-        let schema = CollectionSchema {
-            fields: vec![
-                field(100, DataType::Int64),
-                field(101, DataType::BFloat16Vector),
-                field(102, DataType::Float16Vector),
-                field(103, DataType::FloatVector),
-            ],
-            ..CollectionSchema::default()
-        };
-        assert_eq!(first_vector_field(&schema), Some(102));
-        let scalars = CollectionSchema {
-            fields: vec![field(100, DataType::Int64), field(101, DataType::VarChar)],
-            ..CollectionSchema::default()
-        };
-        assert_eq!(first_vector_field(&scalars), None);
     }
 }

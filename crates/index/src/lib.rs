@@ -22,5 +22,7 @@ pub use model::{
     BuildId, FIELD_INDEX_PREFIX, Index, SEGMENT_INDEX_PREFIX, SegmentIndex, field_index_key,
     index_type, segment_index_key,
 };
-pub use service::{CreateIndexEnv, DISKANN, SegmentSource, StaticEnv, is_indexable};
+pub use service::{
+    CreateIndexEnv, DISKANN, SegmentSource, StaticEnv, first_vector_field, is_indexable,
+};
 pub use stats::{IndexStats, index_stats, lineage_indexed_rows};

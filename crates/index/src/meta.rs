@@ -247,6 +247,16 @@ impl IndexMeta {
             .collect()
     }
 
+    /// Whether the segment's build of the live index on `field` is Finished: 2.3.5's
+    /// "indexed", which recovery info, the compaction index gate and GC of compaction sources
+    /// all ask with the collection's [`first_vector_field`].
+    pub fn segment_indexed(&self, coll: CollectionId, seg: SegmentId, field: FieldId) -> bool {
+        self.live_field_indexes(coll, field, "")
+            .first()
+            .and_then(|index| self.segment_index_of(seg, index.index_id))
+            .is_some_and(|build| build.state == IndexState::Finished)
+    }
+
     /// Every index marked deleted (for GC; scans all indexes, which are few).
     pub fn deleted_indexes(&self) -> Vec<Arc<Index>> {
         self.shared

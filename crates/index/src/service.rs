@@ -13,9 +13,9 @@ use milvus_proto::index::{
     GetIndexStateResponse, GetIndexStatisticsRequest, GetSegmentIndexStateRequest,
     GetSegmentIndexStateResponse, IndexFilePathInfo, IndexInfo, SegmentIndexState,
 };
-use milvus_proto::schema::CollectionSchema;
+use milvus_proto::schema::{CollectionSchema, DataType};
 use milvus_rootcoord_client::Allocator;
-use milvus_types::{CollectionId, IndexId, MilvusResult, SegmentId, Timestamp};
+use milvus_types::{CollectionId, FieldId, IndexId, MilvusResult, SegmentId, Timestamp};
 
 use crate::error::{IndexError, IndexResult};
 use crate::meta::IndexMeta;
@@ -422,7 +422,56 @@ impl IndexMeta {
     }
 }
 
+/// The field 2.3.5 judges a segment "indexed" by: the first BinaryVector, FloatVector or
+/// Float16Vector field in schema order (BFloat16Vector does not count in 2.3.5).
+pub fn first_vector_field(schema: &CollectionSchema) -> Option<FieldId> {
+    schema
+        .fields
+        .iter()
+        .find(|field| {
+            matches!(
+                DataType::try_from(field.data_type),
+                Ok(DataType::BinaryVector | DataType::FloatVector | DataType::Float16Vector)
+            )
+        })
+        .map(|field| field.field_id)
+}
+
 /// Whether a segment is in a state 2.3.5 builds indexes for (Flushed or Flushing).
 pub fn is_indexable(seg: &SegmentInfo) -> bool {
     matches!(seg.state(), SegmentState::Flushed | SegmentState::Flushing)
+}
+
+#[cfg(test)]
+mod tests {
+    use milvus_proto::schema::FieldSchema;
+
+    use super::*;
+
+    fn field(field_id: FieldId, data_type: DataType) -> FieldSchema {
+        FieldSchema {
+            field_id,
+            data_type: data_type as i32,
+            ..FieldSchema::default()
+        }
+    }
+
+    #[test]
+    fn first_vector_field_follows_schema_order() {
+        let schema = CollectionSchema {
+            fields: vec![
+                field(100, DataType::Int64),
+                field(101, DataType::BFloat16Vector),
+                field(102, DataType::Float16Vector),
+                field(103, DataType::FloatVector),
+            ],
+            ..CollectionSchema::default()
+        };
+        assert_eq!(first_vector_field(&schema), Some(102));
+        let scalars = CollectionSchema {
+            fields: vec![field(100, DataType::Int64), field(101, DataType::VarChar)],
+            ..CollectionSchema::default()
+        };
+        assert_eq!(first_vector_field(&scalars), None);
+    }
 }
