@@ -220,34 +220,31 @@ fn rootcoord_client_config(config: &DataCoordConfig, node_id: NodeId) -> ClientC
 
 /// Loads the segment meta, retrying the whole load as 2.3.5 does.
 async fn load_meta(kv: Arc<dyn MetaKv>) -> MilvusResult<Meta> {
-    let loaded = milvus_types::retry(
-        META_LOAD_BACKOFF,
-        || Meta::load(Catalog::new(kv.clone())),
-        |err, attempt| {
-            if attempt >= META_LOAD_ATTEMPTS {
-                return false;
-            }
-            warn!(attempt, error = %err, "meta load failed, retrying");
-            true
-        },
-    )
-    .await;
-    loaded.map_err(|err| MilvusError::from(err).wrap("load meta"))
+    load_with_retry("meta", || Meta::load(Catalog::new(kv.clone()))).await
 }
 
 /// Loads the index meta (2.3.5 loads it with the segment meta, under the same retry).
 async fn load_index_meta(kv: Arc<dyn MetaKv>) -> MilvusResult<IndexMeta> {
-    let loaded = milvus_types::retry(
-        META_LOAD_BACKOFF,
-        || IndexMeta::load(IndexCatalog::new(kv.clone())),
-        |err, attempt| {
-            if attempt >= META_LOAD_ATTEMPTS {
-                return false;
-            }
-            warn!(attempt, error = %err, "index meta load failed, retrying");
-            true
-        },
-    )
+    load_with_retry("index meta", || {
+        IndexMeta::load(IndexCatalog::new(kv.clone()))
+    })
+    .await
+}
+
+/// Runs `load` until it succeeds, at most [`META_LOAD_ATTEMPTS`] times.
+async fn load_with_retry<T, E, F, Fut>(what: &str, load: F) -> MilvusResult<T>
+where
+    E: std::fmt::Display + Into<MilvusError>,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let loaded = milvus_types::retry(META_LOAD_BACKOFF, load, |err: &E, attempt| {
+        if attempt >= META_LOAD_ATTEMPTS {
+            return false;
+        }
+        warn!(attempt, error = %err, what, "load failed, retrying");
+        true
+    })
     .await;
-    loaded.map_err(|err| MilvusError::from(err).wrap("load index meta"))
+    loaded.map_err(|err| err.into().wrap(format!("load {what}")))
 }
