@@ -8,6 +8,8 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use crate::chunk_manager::ObjectInfo;
 use crate::error::{StorageError, StorageResult};
@@ -99,6 +101,12 @@ impl LocalBackend {
     /// Recursive: files only, depth-first in name order. Not recursive: the files and
     /// directories of the prefix's directory whose name continues the prefix; directories end
     /// with `/` and have `is_dir`.
+    ///
+    /// One blocking task per listing walks the tree with `std::fs` and hands entries to the
+    /// stream through a bounded channel. A task per directory cost more than reading the
+    /// directory on the binlog layout (many directories of a few files each); the channel keeps
+    /// memory bounded however large the tree. The walk starts on the first poll and stops when
+    /// the stream is dropped; while the consumer lags it waits, holding one blocking thread.
     pub(crate) fn list_with_prefix(
         &self,
         prefix: &str,
@@ -113,25 +121,70 @@ impl LocalBackend {
         let walk = Walk {
             prefix: prefix.to_string(),
             recursive,
-            start: Some((dir, dir_with_slash)),
-            stack: Vec::new(),
+            dir,
+            dir_with_slash,
         };
-        stream::try_unfold(walk, Walk::next).boxed()
+        stream::unfold(Listing::NotStarted(walk), Listing::next).boxed()
     }
 }
 
-/// Depth-first walk state. `stack` holds entries still to visit, popped from the end; each
-/// directory's entries are pushed in reverse name order so they come out sorted, and a
-/// subdirectory's entries are pushed on top of its remaining siblings (the order of Go's
-/// `filepath.Walk`).
+/// Entries buffered between the walker and the stream: the walker reads ahead while the
+/// consumer handles a batch (GC deletes 1000 at a time), and no more than this is held.
+const LIST_CHANNEL_CAPACITY: usize = 1000;
+
+type EntrySender = mpsc::Sender<StorageResult<ObjectInfo>>;
+
+/// The stream side of a listing.
+enum Listing {
+    /// Not polled yet: building a listing needs no runtime and costs no thread.
+    NotStarted(Walk),
+    Running {
+        entries: mpsc::Receiver<StorageResult<ObjectInfo>>,
+        walker: JoinHandle<()>,
+    },
+    Finished,
+}
+
+impl Listing {
+    async fn next(self) -> Option<(StorageResult<ObjectInfo>, Self)> {
+        let (mut entries, walker) = match self {
+            Listing::NotStarted(walk) => {
+                let (sender, entries) = mpsc::channel(LIST_CHANNEL_CAPACITY);
+                let walker = tokio::task::spawn_blocking(move || walk.run(&sender));
+                (entries, walker)
+            }
+            Listing::Running { entries, walker } => (entries, walker),
+            Listing::Finished => return None,
+        };
+        if let Some(entry) = entries.recv().await {
+            return Some((entry, Listing::Running { entries, walker }));
+        }
+        // The walker is gone. If it panicked the listing is incomplete, and saying nothing would
+        // pass for an empty rest.
+        match walker.await {
+            Ok(()) => None,
+            Err(e) => {
+                let err = StorageError::Io {
+                    op: "list",
+                    path: String::new(),
+                    source: std::io::Error::other(e),
+                };
+                Some((Err(err), Listing::Finished))
+            }
+        }
+    }
+}
+
+/// A depth-first walk, run on the blocking pool.
 struct Walk {
     prefix: String,
     recursive: bool,
-    /// The directory of the prefix and its path with a trailing `/`, until it is read.
-    start: Option<(String, String)>,
-    stack: Vec<Entry>,
+    /// The directory of the prefix, and the string its entries' paths start with.
+    dir: String,
+    dir_with_slash: String,
 }
 
+/// A directory entry whose path continues the prefix.
 struct Entry {
     path: String,
     is_dir: bool,
@@ -140,69 +193,80 @@ struct Entry {
 }
 
 impl Walk {
-    async fn next(mut self) -> StorageResult<Option<(ObjectInfo, Self)>> {
-        if let Some((dir, dir_with_slash)) = self.start.take() {
-            self.stack = read_dir_reversed(dir, dir_with_slash).await?;
+    /// Sends the entries, then the error that ended the walk if any (the stream ends after it).
+    fn run(self, sender: &EntrySender) {
+        if let Err(e) = self.walk(sender) {
+            let _ = sender.blocking_send(Err(e));
         }
-        while let Some(entry) = self.stack.pop() {
-            if !entry.is_dir {
-                if entry.path.starts_with(&self.prefix) {
-                    let info = ObjectInfo {
-                        path: entry.path,
-                        size: entry.size,
-                        last_modified: entry.modified,
-                        is_dir: false,
-                    };
-                    return Ok(Some((info, self)));
+    }
+
+    /// `stack` holds entries still to visit, popped from the end; each directory's entries are
+    /// pushed in reverse name order so they come out sorted, and a subdirectory's entries are
+    /// pushed on top of its remaining siblings (the order of Go's `filepath.Walk`). It holds
+    /// only the unvisited siblings along the current path. Returns `Ok` early once the stream
+    /// is dropped.
+    fn walk(&self, sender: &EntrySender) -> StorageResult<()> {
+        let mut stack = self.read_dir(&self.dir, &self.dir_with_slash)?;
+        while let Some(entry) = stack.pop() {
+            let info = if entry.is_dir {
+                let dir_with_slash = format!("{}/", entry.path);
+                if self.recursive {
+                    stack.extend(self.read_dir(&entry.path, &dir_with_slash)?);
+                    continue;
                 }
-                continue;
-            }
-            let child_prefix = format!("{}/", entry.path);
-            if !child_prefix.starts_with(&self.prefix) && !self.prefix.starts_with(&child_prefix) {
-                continue;
-            }
-            if self.recursive {
-                let children = read_dir_reversed(entry.path, child_prefix).await?;
-                self.stack.extend(children);
-                continue;
-            }
-            if child_prefix.starts_with(&self.prefix) {
-                let info = ObjectInfo {
-                    path: child_prefix,
+                ObjectInfo {
+                    path: dir_with_slash,
                     size: 0,
                     last_modified: entry.modified,
                     is_dir: true,
-                };
-                return Ok(Some((info, self)));
+                }
+            } else {
+                ObjectInfo {
+                    path: entry.path,
+                    size: entry.size,
+                    last_modified: entry.modified,
+                    is_dir: false,
+                }
+            };
+            if sender.blocking_send(Ok(info)).is_err() {
+                return Ok(());
             }
         }
-        Ok(None)
+        Ok(())
     }
-}
 
-/// Reads one directory on the blocking pool; entries come back reversed by name. A directory
-/// that does not exist is empty.
-async fn read_dir_reversed(dir: String, dir_with_slash: String) -> StorageResult<Vec<Entry>> {
-    let task = tokio::task::spawn_blocking(move || -> StorageResult<Vec<Entry>> {
-        let reader = match std::fs::read_dir(&dir) {
+    /// Reads one directory: the entries whose path continues the prefix, reversed by name. A
+    /// directory that does not exist (or no longer does) is empty. Files cost one stat each
+    /// (size and time); directories one only when a non-recursive listing returns them.
+    fn read_dir(&self, dir: &str, dir_with_slash: &str) -> StorageResult<Vec<Entry>> {
+        let reader = match std::fs::read_dir(dir) {
             Ok(reader) => reader,
             Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
                 return Ok(Vec::new());
             }
-            Err(e) => return Err(StorageError::from_io("list", &dir, e)),
+            Err(e) => return Err(StorageError::from_io("list", dir, e)),
         };
         let mut entries = Vec::new();
         for item in reader {
-            let item = item.map_err(|e| StorageError::from_io("list", &dir, e))?;
-            let name = item.file_name().to_string_lossy().into_owned();
-            let path = format!("{dir_with_slash}{name}");
-            // Symlinked directories are not followed (as Go's walk); files are stat'ed through
-            // links so size and time are the target's.
+            let item = item.map_err(|e| StorageError::from_io("list", dir, e))?;
+            let path = format!("{dir_with_slash}{}", item.file_name().to_string_lossy());
+            // The walk starts at the prefix's last `/`, so an entry there is wanted (a file to
+            // return, a directory to enter or return) exactly when its path continues the
+            // prefix, and everything below a wanted directory continues it too.
+            if !path.starts_with(&self.prefix) {
+                continue;
+            }
+            // From the directory entry itself on Linux, no stat. Symlinked directories are not
+            // followed (as Go's walk).
             let file_type = item
                 .file_type()
                 .map_err(|e| StorageError::from_io("list", &path, e))?;
             if file_type.is_dir() {
-                let modified = item.metadata().ok().and_then(|m| m.modified().ok());
+                let modified = if self.recursive {
+                    None
+                } else {
+                    item.metadata().ok().and_then(|m| m.modified().ok())
+                };
                 entries.push(Entry {
                     path,
                     is_dir: true,
@@ -211,7 +275,14 @@ async fn read_dir_reversed(dir: String, dir_with_slash: String) -> StorageResult
                 });
                 continue;
             }
-            match std::fs::metadata(&path) {
+            // `DirEntry::metadata` stats relative to the open directory (no path lookup) but
+            // does not follow links; a link is stat'ed through so size and time are the target's.
+            let metadata = if file_type.is_symlink() {
+                std::fs::metadata(&path)
+            } else {
+                item.metadata()
+            };
+            match metadata {
                 Ok(metadata) => entries.push(Entry {
                     path,
                     is_dir: false,
@@ -225,10 +296,117 @@ async fn read_dir_reversed(dir: String, dir_with_slash: String) -> StorageResult
         }
         entries.sort_by(|a, b| b.path.cmp(&a.path));
         Ok(entries)
-    });
-    task.await.map_err(|e| StorageError::Io {
-        op: "list",
-        path: String::new(),
-        source: std::io::Error::other(e),
-    })?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::symlink;
+
+    use super::*;
+
+    /// Creates the files (content: their own relative path) in the given order.
+    fn plant(root: &Path, files: &[&str]) {
+        for file in files {
+            let path = root.join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, file).unwrap();
+        }
+    }
+
+    async fn list(prefix: &str, recursive: bool) -> Vec<StorageResult<ObjectInfo>> {
+        LocalBackend
+            .list_with_prefix(prefix, recursive)
+            .collect()
+            .await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn listings_come_depth_first_in_name_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().display().to_string();
+        plant(dir.path(), &["d/b", "d/a0/z", "d/a.txt", "d/a/y", "d/a/x"]);
+
+        let recursive: Vec<String> = list(&format!("{root}/d/"), true)
+            .await
+            .into_iter()
+            .map(|entry| entry.unwrap().path)
+            .collect();
+        // Not the global path order, which puts `a.txt` before `a/x`.
+        let expected = ["d/a/x", "d/a/y", "d/a.txt", "d/a0/z", "d/b"];
+        assert_eq!(recursive, expected.map(|p| format!("{root}/{p}")));
+
+        let one_level: Vec<(String, bool, bool)> = list(&format!("{root}/d/"), false)
+            .await
+            .into_iter()
+            .map(|entry| entry.unwrap())
+            .map(|info| (info.path, info.is_dir, info.last_modified.is_some()))
+            .collect();
+        let expected = [
+            ("d/a/", true),
+            ("d/a.txt", false),
+            ("d/a0/", true),
+            ("d/b", false),
+        ];
+        assert_eq!(
+            one_level,
+            expected.map(|(p, is_dir)| (format!("{root}/{p}"), is_dir, true))
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn symlinked_files_report_their_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().display().to_string();
+        plant(dir.path(), &["d/target-file"]);
+        symlink("target-file", dir.path().join("d/link")).unwrap();
+
+        let entries = list(&format!("{root}/d/link"), true).await;
+        let [Ok(link)] = &entries[..] else {
+            panic!("{entries:?}");
+        };
+        assert_eq!(link.size, "d/target-file".len() as u64);
+    }
+
+    /// `d/a/file`, then `d/b/loop`, a symlink to itself that cannot be stat'ed.
+    fn tree_failing_after_one_file() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        plant(dir.path(), &["d/a/file"]);
+        std::fs::create_dir(dir.path().join("d/b")).unwrap();
+        symlink("loop", dir.path().join("d/b/loop")).unwrap();
+        dir
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_listing_ends_with_the_error_that_stopped_it() {
+        let dir = tree_failing_after_one_file();
+        let root = dir.path().display().to_string();
+        let entries = list(&format!("{root}/d/"), true).await;
+        let [Ok(file), Err(err)] = &entries[..] else {
+            panic!("{entries:?}");
+        };
+        assert_eq!(file.path, format!("{root}/d/a/file"));
+        assert!(
+            matches!(err, StorageError::Io { op: "stat", path, .. } if *path == format!("{root}/d/b/loop")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_walker_stops_once_the_stream_is_gone() {
+        let dir = tree_failing_after_one_file();
+        let walk = || Walk {
+            prefix: format!("{}/d/", dir.path().display()),
+            recursive: true,
+            dir: format!("{}/d", dir.path().display()),
+            dir_with_slash: format!("{}/d/", dir.path().display()),
+        };
+        // Walked to the end, the tree fails at `d/b/loop`...
+        let (sender, _entries) = mpsc::channel(10);
+        assert!(walk().walk(&sender).is_err());
+        // ... but with nobody listening the walker returns at the first entry.
+        let (sender, entries) = mpsc::channel(10);
+        drop(entries);
+        assert!(walk().walk(&sender).is_ok());
+    }
 }
