@@ -15,9 +15,9 @@ use milvus_proto::data::{
     Binlog, CompactionResult, CompactionSegmentBinlogs, FieldBinlog, SyncSegmentsRequest,
 };
 use milvus_storage::delta_log_path;
-use milvus_types::{MilvusError, MilvusResult, NodeId};
+use milvus_types::{Backoff, MilvusResult, NodeId};
 
-use crate::config::{SYNC_ATTEMPTS, SYNC_INITIAL_BACKOFF, SYNC_MAX_BACKOFF};
+use crate::config::SYNC_ATTEMPTS;
 use crate::engine::Inner;
 use crate::metrics::compacted_segment_size;
 use crate::nodes::bounded;
@@ -239,28 +239,18 @@ impl Inner {
     }
 
     /// SyncSegments with 2.3.5's retries: up to [`SYNC_ATTEMPTS`] attempts, each bounded by
-    /// `rpcTimeout`, pausing 200 ms doubling to 3 s between them.
+    /// `rpcTimeout`, pausing as `retry.Do` does (200 ms doubling to 3 s) between them.
     async fn sync_segments(&self, node: NodeId, request: SyncSegmentsRequest) -> MilvusResult<()> {
-        let mut pause = SYNC_INITIAL_BACKOFF;
-        let mut last: Option<MilvusError> = None;
-        for attempt in 1..=SYNC_ATTEMPTS {
-            if attempt > 1 {
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(SYNC_MAX_BACKOFF);
-            }
-            match bounded(
-                self.config.rpc_timeout,
-                self.nodes.sync_segments(node, request.clone()),
-            )
-            .await
-            {
-                Ok(_) => return Ok(()),
-                Err(err) => {
-                    tracing::debug!(plan_id = request.plan_id, node_id = node, attempt, error = %err, "sync segments attempt failed");
-                    last = Some(err);
-                }
-            }
-        }
-        Err(last.unwrap_or_else(|| MilvusError::unexpected("no sync segments attempt")))
+        let plan_id = request.plan_id;
+        let synced = milvus_types::retry(
+            Backoff::RETRY_DO,
+            || bounded(self.config.rpc_timeout, self.nodes.sync_segments(node, request.clone())),
+            |err, attempt| {
+                tracing::debug!(plan_id, node_id = node, attempt, error = %err, "sync segments attempt failed");
+                (attempt as usize) < SYNC_ATTEMPTS
+            },
+        )
+        .await;
+        synced.map(|_| ())
     }
 }

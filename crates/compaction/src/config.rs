@@ -19,12 +19,11 @@ pub const ALLOCATE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a final task stays for GetCompactionState after its timeout (2.3.5: 1 h).
 pub const FINAL_TASK_RETENTION: Duration = Duration::from_secs(3600);
 
-/// SyncSegments attempts after a commit, and the backoff between them (2.3.5's `retry.Do`).
+/// SyncSegments attempts after a commit (2.3.5's `retry.Do` with 10 attempts).
 pub const SYNC_ATTEMPTS: usize = 10;
-/// First pause between SyncSegments attempts; doubles up to [`SYNC_MAX_BACKOFF`].
-pub const SYNC_INITIAL_BACKOFF: Duration = Duration::from_millis(200);
-/// Longest pause between SyncSegments attempts.
-pub const SYNC_MAX_BACKOFF: Duration = Duration::from_secs(3);
+/// How often the poller asks the DataNodes while a task is unfinished (at most
+/// `check.interval`; 2.3.5 always waits `check.interval`, 10 s).
+pub const FOLLOW_INTERVAL: Duration = Duration::from_millis(500);
 
 /// What compaction reads from the configuration (FACTS §2.1, §6.2). No `Default`: build it
 /// with [`CompactionConfig::from_config`] (tests from `DataCoordConfig::default()`).

@@ -168,5 +168,6 @@ impl Inner {
             }
         }
         self.transition(plan_id, TaskState::Executing).await;
+        self.poll_wake.notify_one();
     }
 }

@@ -13,14 +13,14 @@ use milvus_rootcoord_client::{Allocator, Broker};
 use milvus_storage::ChunkManager;
 use milvus_types::{CollectionId, MilvusResult, NodeId, PartitionId, SegmentId};
 use prometheus::Histogram;
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::config::{CompactionConfig, SIGNAL_QUEUE_CAPACITY};
+use crate::config::{CompactionConfig, FOLLOW_INTERVAL, SIGNAL_QUEUE_CAPACITY};
 use crate::nodes::CompactionNodes;
 use crate::record::{CompactionTaskRecord, TaskState, load_records, save_record};
 use crate::tasks::TaskTable;
@@ -104,6 +104,8 @@ pub(crate) struct Inner {
     pub(crate) cancel: CancellationToken,
     pub(crate) sends: TaskTracker,
     pub(crate) sends_in_flight: watch::Sender<usize>,
+    /// Wakes the poller when a plan reached a DataNode, so it follows the plan at once.
+    pub(crate) poll_wake: Notify,
 }
 
 impl CompactionEngine {
@@ -136,6 +138,7 @@ impl CompactionEngine {
             cancel: CancellationToken::new(),
             sends: TaskTracker::new(),
             sends_in_flight: watch::Sender::new(0),
+            poll_wake: Notify::new(),
         });
         for mut record in records {
             let plan_id = record.plan_id();
@@ -321,13 +324,22 @@ impl Inner {
     }
 
     async fn poll_loop(self: &Arc<Self>) {
-        let mut ticker = ticker(self.config.check_interval);
-        // The first tick fires at once: resumed tasks are resolved right after start.
+        // The first poll runs at once: resumed tasks are resolved right after start.
         loop {
-            ticker.tick().await;
             self.poll_once()
                 .instrument(tracing::debug_span!("compaction_poll"))
                 .await;
+            // While plans run, follow them closely: a DataNode learns nothing from the pause,
+            // and its slots (workerMaxParallelTaskNum) free only once we see the result.
+            let pause = if self.lock_tasks().unfinished() > 0 {
+                FOLLOW_INTERVAL.min(self.config.check_interval)
+            } else {
+                self.config.check_interval
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(pause.max(Duration::from_millis(1))) => {}
+                _ = self.poll_wake.notified() => {}
+            }
         }
     }
 

@@ -56,3 +56,29 @@ async fn the_global_signal_runs_every_global_interval() {
     drop(env);
     loops.await.expect("loops end");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_running_plan_is_followed_faster_than_the_check_interval() {
+    let mut config = config();
+    config.check_interval = Duration::from_secs(10);
+    let env = Env::open(config).await;
+    for id in 1..=3 {
+        env.add_segment(id, 100, 1).await;
+    }
+    env.index_segments(&[1, 2, 3]).await;
+    let loops = env.engine.start(CancellationToken::new());
+    env.engine.on_segment_flushed(COLL, PART, 3, CHANNEL);
+    let plan_id = loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if let Some((_, plan)) = env.nodes.received().first() {
+            break plan.plan_id;
+        }
+    };
+    env.complete(plan_id, 500);
+    // 2.3.5 would see the result only at the next 10 s check; a running plan is polled every
+    // FOLLOW_INTERVAL (500 ms).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(env.state(plan_id), Some(TaskState::Completed));
+    drop(env);
+    loops.await.expect("loops end");
+}
