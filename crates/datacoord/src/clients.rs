@@ -10,7 +10,7 @@ use std::time::Duration;
 use milvus_config::GrpcClientConfig;
 use milvus_proto::data::data_node_client::DataNodeClient as GenDataNodeClient;
 use milvus_proto::index::index_node_client::IndexNodeClient as GenIndexNodeClient;
-use milvus_types::{ErrorCode, MilvusError, NodeClientCreator};
+use milvus_types::{ErrorCode, MilvusError, MilvusResult, NodeClientCreator};
 use tonic::metadata::AsciiMetadataValue;
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
@@ -116,9 +116,15 @@ pub fn indexnode_creator(
     })
 }
 
+/// The message of a unary call to a node, or its failure as [`transport_error`] maps it.
+pub(crate) fn answer<T>(call: Result<tonic::Response<T>, tonic::Status>) -> MilvusResult<T> {
+    call.map(tonic::Response::into_inner)
+        .map_err(transport_error)
+}
+
 /// A failed call to a node: a node without the method (an older version) is told apart from an
 /// unreachable one, since callers fall back on the former.
-pub(crate) fn transport_error(err: tonic::Status) -> MilvusError {
+fn transport_error(err: tonic::Status) -> MilvusError {
     if err.code() == tonic::Code::Unimplemented {
         return MilvusError::new(ErrorCode::SERVICE_UNIMPLEMENTED).with_desc(err.message());
     }

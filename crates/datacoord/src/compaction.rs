@@ -19,7 +19,7 @@ use milvus_proto::milvus::{
 };
 use milvus_types::{CollectionId, MilvusResult, NodeId, PartitionId};
 
-use crate::clients::{DataNodeClient, transport_error};
+use crate::clients::{DataNodeClient, answer};
 use crate::flush::{FlushListener, FlushedSegment};
 use crate::nodes::NodeManager;
 
@@ -44,10 +44,7 @@ impl CompactionNodes for DataNodeCompaction {
 
     async fn compaction(&self, node: NodeId, plan: CompactionPlan) -> MilvusResult<Status> {
         let mut client = self.nodes.client(node).await?;
-        let answer = client.compaction(plan).await;
-        answer
-            .map(tonic::Response::into_inner)
-            .map_err(transport_error)
+        answer(client.compaction(plan).await)
     }
 
     async fn get_compaction_state(&self, node: NodeId) -> MilvusResult<CompactionStateResponse> {
@@ -60,18 +57,12 @@ impl CompactionNodes for DataNodeCompaction {
                 ..Default::default()
             }),
         };
-        let answer = client.get_compaction_state(request).await;
-        answer
-            .map(tonic::Response::into_inner)
-            .map_err(transport_error)
+        answer(client.get_compaction_state(request).await)
     }
 
     async fn sync_segments(&self, node: NodeId, req: SyncSegmentsRequest) -> MilvusResult<Status> {
         let mut client = self.nodes.client(node).await?;
-        let answer = client.sync_segments(req).await;
-        answer
-            .map(tonic::Response::into_inner)
-            .map_err(transport_error)
+        answer(client.sync_segments(req).await)
     }
 }
 

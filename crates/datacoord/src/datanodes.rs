@@ -13,7 +13,7 @@ use milvus_proto::milvus::{
 use milvus_types::{CollectionId, ErrorCode, MilvusError, MilvusResult, NodeId, SegmentId};
 use tracing::{info, warn};
 
-use crate::clients::{DataNodeClient, transport_error};
+use crate::clients::{DataNodeClient, answer};
 use crate::nodes::NodeManager;
 
 /// 2.3.5's `flushTimeout` for FlushSegments.
@@ -57,10 +57,7 @@ impl DataNodes for NodeManager<DataNodeClient> {
         req: FlushSegmentsRequest,
     ) -> MilvusResult<Status> {
         let mut client = self.client(node).await?;
-        let answer = client.flush_segments(req).await;
-        answer
-            .map(tonic::Response::into_inner)
-            .map_err(transport_error)
+        answer(client.flush_segments(req).await)
     }
 
     async fn flush_channels(
@@ -69,10 +66,7 @@ impl DataNodes for NodeManager<DataNodeClient> {
         req: FlushChannelsRequest,
     ) -> MilvusResult<Status> {
         let mut client = self.client(node).await?;
-        let answer = client.flush_channels(req).await;
-        answer
-            .map(tonic::Response::into_inner)
-            .map_err(transport_error)
+        answer(client.flush_channels(req).await)
     }
 
     async fn get_metrics(
@@ -81,20 +75,16 @@ impl DataNodes for NodeManager<DataNodeClient> {
         req: GetMetricsRequest,
     ) -> MilvusResult<GetMetricsResponse> {
         let mut client = self.client(node).await?;
-        let answer = client.get_metrics(req).await;
-        answer
-            .map(tonic::Response::into_inner)
-            .map_err(transport_error)
+        answer(client.get_metrics(req).await)
     }
 
     async fn get_component_states(&self, node: NodeId) -> MilvusResult<ComponentStates> {
         let mut client = self.client(node).await?;
-        let answer = client
-            .get_component_states(GetComponentStatesRequest {})
-            .await;
-        answer
-            .map(tonic::Response::into_inner)
-            .map_err(transport_error)
+        answer(
+            client
+                .get_component_states(GetComponentStatesRequest {})
+                .await,
+        )
     }
 }
 

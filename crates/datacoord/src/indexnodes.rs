@@ -11,7 +11,7 @@ use milvus_proto::index::{
 use milvus_proto::milvus::{GetMetricsRequest, GetMetricsResponse};
 use milvus_types::{MilvusResult, NodeId};
 
-use crate::clients::{IndexNodeClient, transport_error};
+use crate::clients::{IndexNodeClient, answer};
 use crate::nodes::NodeManager;
 
 /// The registered IndexNodes: what the index builder and CreateIndex call ([`IndexNodes`]), and
@@ -36,18 +36,12 @@ impl IndexNodes for NodeManager<IndexNodeClient> {
 
     async fn get_job_stats(&self, node: NodeId) -> MilvusResult<GetJobStatsResponse> {
         let mut client = self.client(node).await?;
-        let answer = client.get_job_stats(GetJobStatsRequest {}).await;
-        answer
-            .map(tonic::Response::into_inner)
-            .map_err(transport_error)
+        answer(client.get_job_stats(GetJobStatsRequest {}).await)
     }
 
     async fn create_job(&self, node: NodeId, req: CreateJobRequest) -> MilvusResult<Status> {
         let mut client = self.client(node).await?;
-        let answer = client.create_job(req).await;
-        answer
-            .map(tonic::Response::into_inner)
-            .map_err(transport_error)
+        answer(client.create_job(req).await)
     }
 
     async fn query_jobs(
@@ -56,18 +50,12 @@ impl IndexNodes for NodeManager<IndexNodeClient> {
         req: QueryJobsRequest,
     ) -> MilvusResult<QueryJobsResponse> {
         let mut client = self.client(node).await?;
-        let answer = client.query_jobs(req).await;
-        answer
-            .map(tonic::Response::into_inner)
-            .map_err(transport_error)
+        answer(client.query_jobs(req).await)
     }
 
     async fn drop_jobs(&self, node: NodeId, req: DropJobsRequest) -> MilvusResult<Status> {
         let mut client = self.client(node).await?;
-        let answer = client.drop_jobs(req).await;
-        answer
-            .map(tonic::Response::into_inner)
-            .map_err(transport_error)
+        answer(client.drop_jobs(req).await)
     }
 }
 
@@ -79,9 +67,6 @@ impl IndexNodeSet for NodeManager<IndexNodeClient> {
         req: GetMetricsRequest,
     ) -> MilvusResult<GetMetricsResponse> {
         let mut client = self.client(node).await?;
-        let answer = client.get_metrics(req).await;
-        answer
-            .map(tonic::Response::into_inner)
-            .map_err(transport_error)
+        answer(client.get_metrics(req).await)
     }
 }
