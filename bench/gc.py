@@ -238,7 +238,7 @@ def gc_pass(cluster, args) -> dict:
         connections.disconnect(ALIAS)
     coll, part = workload.collection_id, workload.partition_ids["_default"]
     referenced = cp.referenced_log_files(endpoint, storage)
-    if not referenced or not all(p.is_file() for p in referenced):
+    if not referenced or not all((storage / key).is_file() for key in referenced):
         raise AssertionError(f"expected real binlogs before the pass: {sorted(map(str, referenced))[:5]}")
 
     address = datapath.active_datacoord(endpoint)

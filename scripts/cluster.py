@@ -8,6 +8,9 @@ Topology (all on 127.0.0.1, everything under .work/cluster/<name>/):
   standalone  `milvus run standalone` (DEPLOY_MODE=STANDALONE) whose own Go DataCoord listens on 13334
               with enableActiveStandby true, so it stays StandBy while ours holds the active key and
               takes over when ours dies
+  s3          only with storage "s3" (`--storage s3`, E2E_STORAGE=s3): target/debug/s3-test-server on a
+              free loopback port, its buckets under <dir>/s3; every process gets common.storageType
+              minio and minio.* pointing at it (bucket milvus-e2e, rootPath files)
 
 Set CLUSTER_FREE_PORTS=1 to pick every port free (several clusters side by side).
 Every process gets its own working dir with `configs/milvus.yaml` (rendered from the wheel's
@@ -16,7 +19,7 @@ process. PIDs are recorded in pid files (pid and /proc start time, so a recycled
 signalled) and only those processes are ever stopped.
 
 CLI:
-  cluster.py start [--name dev] [--go | --datacoord-bin PATH | --datacoord-cmd 'CMD ...']
+  cluster.py start [--name dev] [--go | --datacoord-bin PATH | --datacoord-cmd 'CMD ...'] [--storage local|s3]
   cluster.py status [--name dev]
   cluster.py stop [--name dev]
   cluster.py kill datacoord|standalone|etcd [--name dev] [--signal 9]
@@ -86,6 +89,7 @@ class Ports:
     etcd_peer: int = 0
     metrics_datacoord: int = 0
     metrics_standalone: int = 0
+    s3: int = 0
 
 
 def free_port() -> int:
@@ -382,6 +386,179 @@ def base_env(workdir: Path, metrics_port: int) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------------------------------------
+# Object storage: local dir or the S3 test server, behind one small API for the tests
+
+S3_SERVER_BIN = Path(os.environ.get("S3_TEST_SERVER_BIN") or ROOT / "target" / "debug" / "s3-test-server")
+S3_BUCKET = "milvus-e2e"
+S3_ROOT_PATH = "files"
+STORAGE_KINDS = ("local", "s3")
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredObject:
+    """One object of the cluster's storage; `key` is relative to the storage root
+    (`insert_log/1/2/3/100/4`), the same string on every backend."""
+
+    key: str
+    size: int
+    mtime: float
+
+
+class LocalStorage:
+    """`common.storageType: local`: objects are files under `localStorage.path`."""
+
+    kind = "local"
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def where(self, key: str) -> str:
+        return str(self.root / key)
+
+    def full_path(self, key: str) -> str:
+        """The path Milvus records for `key` (e.g. in GetIndexInfos): under localStorage.path."""
+        return str(self.root / key)
+
+    def key_of(self, full_path: str) -> str:
+        """The inverse of `full_path`."""
+        return Path(full_path).relative_to(self.root).as_posix()
+
+    def list(self, prefix: str = "") -> dict[str, StoredObject]:
+        """Every object whose key starts with `prefix` (a string prefix, as in Milvus)."""
+        found = {}
+        # Walk only the directory the prefix names (`index_files/12` -> index_files/).
+        base = self.root / prefix.rsplit("/", 1)[0] if "/" in prefix else self.root
+        if not base.exists():
+            return found
+        for path in base.rglob("*"):
+            key = path.relative_to(self.root).as_posix()
+            if path.is_file() and key.startswith(prefix):
+                stat = path.stat()
+                found[key] = StoredObject(key, stat.st_size, stat.st_mtime)
+        return found
+
+    def exists(self, key: str) -> bool:
+        return (self.root / key).is_file()
+
+    def read(self, key: str) -> bytes:
+        return (self.root / key).read_bytes()
+
+    def put(self, key: str, data: bytes, age_seconds: float = 0.0) -> str:
+        """Writes an object whose last-modified time is `age_seconds` ago; returns `key`."""
+        path = self.root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        if age_seconds:
+            stamp = time.time() - age_seconds
+            os.utime(path, (stamp, stamp))
+        return key
+
+    def delete(self, key: str) -> None:
+        (self.root / key).unlink(missing_ok=True)
+
+
+def as_storage(where: "Path | LocalStorage | S3Storage") -> "LocalStorage | S3Storage":
+    """A storage view; a plain Path (older callers passing `cluster.storage_dir`) is local storage."""
+    return LocalStorage(where) if isinstance(where, Path) else where
+
+
+class S3Storage:
+    """`common.storageType: minio` on the s3-test-server: objects are keys `{rootPath}/{key}` in the
+    bucket, reached through the S3 API (the `minio` client, path-style, SigV4)."""
+
+    kind = "s3"
+
+    def __init__(self, endpoint: str, access_key: str, secret_key: str, data_dir: Path,
+                 bucket: str = S3_BUCKET, root_path: str = S3_ROOT_PATH):
+        from minio import Minio
+
+        self.endpoint, self.access_key, self.secret_key = endpoint, access_key, secret_key
+        self.data_dir, self.bucket, self.root_path = data_dir, bucket, root_path
+        self.client = Minio(endpoint, access_key=access_key, secret_key=secret_key, secure=False)
+
+    def _name(self, key: str) -> str:
+        return f"{self.root_path}/{key}" if self.root_path else key
+
+    def where(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._name(key)}"
+
+    def full_path(self, key: str) -> str:
+        """The path Milvus records for `key`: the object name, `{rootPath}/{key}`."""
+        return self._name(key)
+
+    def key_of(self, full_path: str) -> str:
+        """The inverse of `full_path`."""
+        prefix = self._name("")
+        if not full_path.startswith(prefix):
+            raise ValueError(f"{full_path!r} is not under {prefix!r}")
+        return full_path[len(prefix):]
+
+    def list(self, prefix: str = "") -> dict[str, StoredObject]:
+        """Every object whose key starts with `prefix`: a recursive ListObjectsV2, paged by the client
+        (continuation tokens) when there are more than 1000."""
+        from minio.error import S3Error
+
+        found = {}
+        strip = len(self._name(""))
+        try:
+            for item in self.client.list_objects(self.bucket, prefix=self._name(prefix), recursive=True):
+                key = item.object_name[strip:]
+                found[key] = StoredObject(key, item.size, item.last_modified.timestamp())
+        except S3Error as err:
+            if err.code != "NoSuchBucket":
+                raise
+        return found
+
+    def exists(self, key: str) -> bool:
+        from minio.error import S3Error
+
+        try:
+            self.client.stat_object(self.bucket, self._name(key))
+            return True
+        except S3Error as err:
+            if err.code in ("NoSuchKey", "NoSuchBucket", "ResourceNotFound"):
+                return False
+            raise
+
+    def read(self, key: str) -> bytes:
+        response = self.client.get_object(self.bucket, self._name(key))
+        try:
+            return response.read()
+        finally:
+            response.close()
+            response.release_conn()
+
+    def put(self, key: str, data: bytes, age_seconds: float = 0.0) -> str:
+        """PutObject, then backdates it: S3 has no call that sets LastModified, and s3s-fs reports the
+        backing file's mtime, so the file under the server's data dir gets the old mtime."""
+        import io
+
+        self.client.put_object(self.bucket, self._name(key), io.BytesIO(data), len(data))
+        if age_seconds:
+            backing = self.data_dir / self.bucket / self._name(key)
+            stamp = time.time() - age_seconds
+            os.utime(backing, (stamp, stamp))
+        return key
+
+    def delete(self, key: str) -> None:
+        self.client.remove_object(self.bucket, self._name(key))
+
+    def milvus_settings(self) -> dict[str, object]:
+        """The milvus.yaml keys that point a Milvus process (Go or ours) at this bucket."""
+        host, port = self.endpoint.rsplit(":", 1)
+        return {
+            "common.storageType": "minio",
+            "minio.address": host,
+            "minio.port": int(port),
+            "minio.accessKeyID": self.access_key,
+            "minio.secretAccessKey": self.secret_key,
+            "minio.useSSL": False,
+            "minio.bucketName": self.bucket,
+            "minio.rootPath": self.root_path,
+        }
+
+
+# ---------------------------------------------------------------------------------------------
 # The cluster
 
 
@@ -395,7 +572,10 @@ class Cluster:
         ports: Ports | None = None,
         session_ttl: int | None = None,
         healthy_first: bool = True,
+        storage: str = "local",
     ):
+        if storage not in STORAGE_KINDS:
+            raise ValueError(f"storage {storage!r}: expected one of {STORAGE_KINDS}")
         self.name = name
         self.dir = CLUSTERS_DIR / name
         self.pid_dir = self.dir / "pids"
@@ -410,6 +590,10 @@ class Cluster:
         # the standalone is up (for a DataCoord that needs rootcoord to finish starting).
         self.healthy_first = healthy_first
         self.procs: dict[str, Proc] = {}
+        # "local" (localStorage.path = storage_dir) or "s3" (the s3-test-server process, its files
+        # under <dir>/s3); `storage` is the backend-neutral view tests list/read/put objects through.
+        self.storage_kind = storage
+        self.storage: LocalStorage | S3Storage = LocalStorage(self.storage_dir)
         # Extra milvus.yaml keys for every process of this cluster (e.g. a benchmark's switches).
         self.config_overrides: dict[str, object] = {}
 
@@ -445,6 +629,8 @@ class Cluster:
             "ports": dataclasses.asdict(self.ports),
             "datacoord_cmd": self.datacoord_cmd,
             "session_ttl": self.session_ttl,
+            "storage": self.storage_kind,
+            "s3": self._s3_state(),
             "procs": {name: dataclasses.asdict(p) for name, p in self.procs.items()},
         }
         (self.dir / "state.json").write_text(json.dumps(state, indent=2))
@@ -459,6 +645,9 @@ class Cluster:
             cluster.ports = Ports(**state["ports"])
             cluster.datacoord_cmd = state["datacoord_cmd"]
             cluster.session_ttl = state.get("session_ttl")
+            cluster.storage_kind = state.get("storage", "local")
+            if state.get("s3"):
+                cluster.storage = S3Storage(**state["s3"], data_dir=cluster.dir / "s3")
         # pid files are written as each process starts, so they cover a start that failed midway.
         for pid_file in sorted(cluster.pid_dir.glob("*.pid")) if cluster.pid_dir.exists() else []:
             proc = Proc(**json.loads(pid_file.read_text()))
@@ -476,15 +665,23 @@ class Cluster:
         # CLUSTER_FREE_PORTS=1: every port free-picked, so several clusters can run side by side
         # (clients find the DataCoord through its session, not its port).
         free_all = os.environ.get("CLUSTER_FREE_PORTS") == "1"
+        taken = {getattr(self.ports, f.name) for f in dataclasses.fields(self.ports)}
         for field in dataclasses.fields(self.ports):
-            if free_all or (field.name in ("etcd", "etcd_peer", "metrics_datacoord", "metrics_standalone")
+            if free_all or (field.name in ("etcd", "etcd_peer", "metrics_datacoord", "metrics_standalone", "s3")
                             and not getattr(self.ports, field.name)):
-                setattr(self.ports, field.name, free_port())
+                # Each free_port() releases its port at once, so two calls can return the same one.
+                port = free_port()
+                while port in taken:
+                    port = free_port()
+                taken.add(port)
+                setattr(self.ports, field.name, port)
         busy = [f"{f.name}={getattr(self.ports, f.name)}" for f in dataclasses.fields(self.ports)
                 if port_in_use(getattr(self.ports, f.name))]
         if busy:
             raise RuntimeError(f"ports already in use: {', '.join(busy)} (another cluster running?)")
         try:
+            if self.storage_kind == "s3":
+                self.start_s3()
             self.start_etcd()
             proc = self.start_datacoord(wait=False)
             self.wait_session(self.datacoord_address, 90, [proc])
@@ -505,7 +702,37 @@ class Cluster:
             overrides.setdefault("common.session.ttl", self.session_ttl)
         for key, value in self.config_overrides.items():
             overrides.setdefault(key, value)
+        if isinstance(self.storage, S3Storage):
+            for key, value in self.storage.milvus_settings().items():
+                overrides.setdefault(key, value)
         return milvus_config(self.ports.etcd, self.storage_dir, workdir, self.ports, **overrides)
+
+    def start_s3(self, timeout: float = 30) -> Proc:
+        """Starts the s3-test-server on `ports.s3`, its buckets under <dir>/s3; the bucket itself is
+        created by the first DataCoord that starts (Milvus's start-up bucket check)."""
+        if not S3_SERVER_BIN.is_file():
+            raise RuntimeError(f"{S3_SERVER_BIN} missing: cargo build -p milvus-storage --features testing "
+                               "--bin s3-test-server (or set S3_TEST_SERVER_BIN)")
+        workdir, data_dir = self.dir / "s3-server", self.dir / "s3"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if k in INHERITED_ENV}
+        proc = spawn("s3", [str(S3_SERVER_BIN), str(data_dir), str(self.ports.s3)], workdir, env, self.pid_dir)
+        self.procs["s3"] = proc
+
+        def first_line():
+            lines = Path(proc.log).read_text(errors="replace").splitlines()
+            return lines[0].split() if lines and len(lines[0].split()) == 3 else None
+
+        endpoint, access_key, secret_key = wait_for("s3-test-server listening", first_line, timeout, [proc], 0.05)
+        self.storage = S3Storage(endpoint, access_key, secret_key, data_dir)
+        return proc
+
+    def _s3_state(self) -> dict | None:
+        if not isinstance(self.storage, S3Storage):
+            return None
+        s3 = self.storage
+        return {"endpoint": s3.endpoint, "access_key": s3.access_key, "secret_key": s3.secret_key,
+                "bucket": s3.bucket, "root_path": s3.root_path}
 
     def start_etcd(self, data_dir: Path | None = None, timeout: float = 30) -> Proc:
         workdir = self.dir / "etcd"
@@ -609,8 +836,9 @@ class Cluster:
                 pass
 
     def stop(self) -> None:
-        """Stops every process we recorded, standalone first, etcd last."""
-        order = ["standalone"] + sorted(n for n in self.procs if n not in ("standalone", "etcd")) + ["etcd"]
+        """Stops every process we recorded, standalone first, then the S3 server and etcd."""
+        order = (["standalone"] + sorted(n for n in self.procs if n not in ("standalone", "s3", "etcd"))
+                 + ["s3", "etcd"])
         for name in order:
             proc = self.procs.get(name)
             if proc:
@@ -638,6 +866,7 @@ class Cluster:
             "standalone_healthz": http_get(f"{self.standalone_metrics_url}/healthz", 1)
             if self.ports.metrics_standalone else None,
             "proxy": self.proxy_address,
+            "storage": self.storage.where(""),
         }
 
 
@@ -653,6 +882,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--session-ttl", type=int, help="common.session.ttl for every process")
     parser.add_argument("--healthy-after-standalone", action="store_true",
                         help="wait for our Healthy only after the standalone is up (session key still first)")
+    parser.add_argument("--storage", choices=STORAGE_KINDS, default=os.environ.get("E2E_STORAGE") or "local",
+                        help="local dir, or s3: the s3-test-server process (default $E2E_STORAGE or local)")
     parser.add_argument("--signal", type=int, default=signal.SIGKILL, help="signal for `kill`")
     args = parser.parse_args(argv)
 
@@ -665,7 +896,7 @@ def main(argv: list[str] | None = None) -> int:
             cmd = our_datacoord_cmd(args.datacoord_bin)
         started = time.monotonic()
         cluster = Cluster(args.name, cmd, session_ttl=args.session_ttl,
-                          healthy_first=not args.healthy_after_standalone).start()
+                          healthy_first=not args.healthy_after_standalone, storage=args.storage).start()
         print(json.dumps(cluster.status(), indent=2))
         print(f"cluster {args.name} up in {time.monotonic() - started:.1f}s", file=sys.stderr)
         return 0

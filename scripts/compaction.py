@@ -355,17 +355,20 @@ def gc_control(address: str, command: int, **params) -> None:
         raise AssertionError(f"GcControl {command}: {status}")
 
 
-def log_path(storage_dir: Path, family: str, key: str, field_id: int, log_id: int) -> Path:
-    """The object of one log, from its etcd key `datacoord-meta/{family}/{c}/{p}/{s}/{field}`."""
+def log_key(family: str, key: str, field_id: int, log_id: int) -> str:
+    """The object of one log (relative to the storage root), from its etcd key
+    `datacoord-meta/{family}/{c}/{p}/{s}/{field}`."""
     collection, partition, segment = key.split("/")[-4:-1]
     parts = [LOG_FAMILIES[family], collection, partition, segment]
     if family != "deltalog":  # delta paths have no field component (FACTS-data-path C.2)
         parts.append(str(field_id))
-    return storage_dir.joinpath(*parts, str(log_id))
+    return "/".join(parts + [str(log_id)])
 
 
-def referenced_log_files(endpoint: str, storage_dir: Path, collection_id: int | None = None) -> dict[Path, int]:
-    """Every insert/stats/delta log object some segment record references -> its segment ID."""
+def referenced_log_files(endpoint: str, storage, collection_id: int | None = None) -> dict[str, int]:
+    """Every insert/stats/delta log object some segment record references (its key in `storage`,
+    a `cluster.storage` view) -> its segment ID."""
+    storage = cluster_mod.as_storage(storage)
     message = milvus_grpc.message_class("milvus.proto.data.FieldBinlog")
     found = {}
     scope = f"{collection_id}/" if collection_id is not None else ""
@@ -374,40 +377,44 @@ def referenced_log_files(endpoint: str, storage_dir: Path, collection_id: int | 
         for key, value in datapath.etcd_range_prefix(endpoint, prefix):
             field_binlog = message.FromString(value)
             for binlog in field_binlog.binlogs:
-                path = (Path(binlog.log_path) if binlog.log_path
-                        else log_path(storage_dir, family, key, field_binlog.fieldID, binlog.logID))
-                found[path] = int(key.split("/")[-2])
+                object_key = (storage.key_of(binlog.log_path) if binlog.log_path
+                              else log_key(family, key, field_binlog.fieldID, binlog.logID))
+                found[object_key] = int(key.split("/")[-2])
     return found
 
 
-def referenced_index_files(endpoint: str, storage_dir: Path) -> dict[Path, int]:
-    """Every index file a Finished segment-index record lists -> its build ID."""
+def referenced_index_files(endpoint: str) -> dict[str, int]:
+    """Every index file (its key in storage) a Finished segment-index record lists -> its build ID."""
     found = {}
     for _, value in datapath.etcd_range_prefix(endpoint, f"{META_ROOT}/segment-index/"):
         record = milvus_grpc.message_class("milvus.proto.index.SegmentIndex").FromString(value)
         if record.state == ix.FINISHED:
             for file_key in record.index_file_keys:
-                found[ix.index_file_path(storage_dir, record, file_key)] = record.buildID
+                found[ix.index_file_key(record, file_key)] = record.buildID
     return found
 
 
-def check_referenced_files_exist(endpoint: str, storage_dir: Path) -> str:
+def check_referenced_files_exist(endpoint: str, storage) -> str:
     """GC's first rule: nothing a record in etcd references is gone from storage."""
-    logs = referenced_log_files(endpoint, storage_dir)
-    indexes = referenced_index_files(endpoint, storage_dir)
-    missing = [f"{p} (segment {s})" for p, s in logs.items() if not p.is_file()]
-    missing += [f"{p} (build {b})" for p, b in indexes.items() if not p.is_file()]
+    storage = cluster_mod.as_storage(storage)
+    logs = referenced_log_files(endpoint, storage)
+    indexes = referenced_index_files(endpoint)
+    present = storage.list()  # one listing instead of a request per object on S3
+    missing = [f"{storage.where(k)} (segment {s})" for k, s in logs.items() if k not in present]
+    missing += [f"{storage.where(k)} (build {b})" for k, b in indexes.items() if k not in present]
     if missing:
         raise AssertionError(f"{len(missing)} files referenced by etcd are gone: {missing[:10]}")
     return f"{len(logs)} log files and {len(indexes)} index files referenced, all present"
 
 
 def files_under(root: Path) -> list[Path]:
+    """Local storage only; `cluster.storage.list(prefix)` works on every backend."""
     return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
 
 
 def plant(storage_dir: Path, relative: str, age_seconds: float) -> Path:
-    """Writes a small object at `relative` under the storage root with its mtime `age_seconds` ago."""
+    """Writes a small object at `relative` under a local storage root with its mtime `age_seconds`
+    ago; `cluster.storage.put(key, data, age_seconds)` works on every backend."""
     path = storage_dir / relative
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"planted by the e2e suite\n")

@@ -107,9 +107,10 @@ def record_snapshot(records) -> dict:
             for r in records}
 
 
-def index_file_path(storage_dir: Path, record, key: str) -> Path:
-    return (storage_dir / "index_files" / str(record.buildID) / str(record.index_version)
-            / str(record.partitionID) / str(record.segmentID) / key)
+def index_file_key(record, key: str) -> str:
+    """Where an index file of a segment-index record lives, relative to the storage root."""
+    return (f"index_files/{record.buildID}/{record.index_version}/{record.partitionID}/"
+            f"{record.segmentID}/{key}")
 
 
 @dataclasses.dataclass
@@ -160,10 +161,11 @@ def wait_all_indexed(endpoint: str, collection_id: int, index_ids: list[int], ti
         time.sleep(0.3)
 
 
-def check_segment_indexes(state: IndexedState, index_id: int, index_type: str, storage_dir: Path | None) -> str:
+def check_segment_indexes(state: IndexedState, index_id: int, index_type: str, storage) -> str:
     """Exactly one live record per Flushed segment, Finished, built by an IndexNode exactly when it
-    had to be, and its files on disk."""
+    had to be, and its files in `storage` (a `cluster.storage` view; None: not checked)."""
     problems = []
+    present = cluster_mod.as_storage(storage).list("index_files/") if storage is not None else {}
     for segment in state.segments:
         mine = state.records[index_id].get(segment.ID, [])
         live = [r for r in mine if not r.deleted]
@@ -186,11 +188,11 @@ def check_segment_indexes(state: IndexedState, index_id: int, index_type: str, s
         if not record.index_file_keys or record.nodeID == 0 or record.index_version < 1:
             problems.append(f"{where}: built without files/node/version: node {record.nodeID} "
                             f"v{record.index_version} keys {list(record.index_file_keys)}")
-        if storage_dir is not None:
-            missing = [k for k in record.index_file_keys if not index_file_path(storage_dir, record, k).is_file()]
+        if storage is not None:
+            missing = [index_file_key(record, k) for k in record.index_file_keys
+                       if index_file_key(record, k) not in present]
             if missing:
-                problems.append(f"{where}: index files missing: "
-                                f"{[str(index_file_path(storage_dir, record, k)) for k in missing]}")
+                problems.append(f"{where}: index files missing: {missing}")
     if problems:
         raise AssertionError(f"index {index_id} ({index_type}): " + "; ".join(problems))
     built = sum(1 for rs in state.records[index_id].values() for r in rs if r.index_file_keys)

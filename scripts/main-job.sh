@@ -3,6 +3,8 @@
 # it as the active DataCoord, run the pymilvus workload (step-by-step report), stop the cluster.
 #   scripts/main-job.sh                  our binary (cargo build -p milvus-datacoord, debug)
 #   DATACOORD_IMPL=go scripts/main-job.sh   the Go DataCoord in its place (harness check)
+#   STORAGE=s3 scripts/main-job.sh       every component on S3 (common.storageType: minio) against the
+#                                        s3-test-server process instead of a local dir (default: local)
 # Environment: DATACOORD_BIN overrides the binary path; CLUSTER_NAME (default main); WORKLOAD_ARGS.
 # Exit code: the workload's (0 only when every step passed); logs stay in .work/cluster/<name>/.
 set -euo pipefail
@@ -20,8 +22,15 @@ else
   start_args=(--datacoord-bin "${DATACOORD_BIN:-$root/target/debug/milvus-datacoord}")
 fi
 
+storage=${STORAGE:-local}
+case "$storage" in
+  local) ;;
+  s3) cargo build -p milvus-storage --features testing --bin s3-test-server ;;
+  *) echo "main-job: STORAGE must be local or s3, not '$storage'" >&2; exit 2 ;;
+esac
+
 trap '"$py" scripts/cluster.py stop --name "$name"' EXIT
-"$py" scripts/cluster.py start --name "$name" "${start_args[@]}"
+"$py" scripts/cluster.py start --name "$name" --storage "$storage" "${start_args[@]}"
 rc=0
 # shellcheck disable=SC2086 # WORKLOAD_ARGS is a word list on purpose
 "$py" scripts/run-workload.py --name "$name" --json ".work/cluster/$name/workload.json" ${WORKLOAD_ARGS:-} || rc=$?

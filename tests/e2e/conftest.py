@@ -12,6 +12,15 @@ run side by side. A module that needs other milvus.yaml keys (e.g. short GC tole
 `'{"dataCoord.enableGarbageCollection": false}'` to see the GC tests fail.
 Tests marked `ours_only` check what only our DataCoord does (e.g. compaction tasks that survive a
 restart; 2.3.5 keeps them in memory): they are skipped, with that reason, when DATACOORD_IMPL=go.
+
+Storage: a cluster stores its segment files on local disk (`localStorage.path`) or, with storage
+"s3", on the s3-test-server process (`common.storageType: minio`, Go and ours alike). A module (or
+test) marked `@pytest.mark.storages("local", "s3")` runs once per storage, ids `[local]`/`[s3]`;
+every `[s3]` test runs after all the others (one storage switch per session). Unmarked modules run
+on local. `E2E_STORAGE=s3` (or `local`) runs every module on that storage only (marked tests
+without it are skipped). Tests see the files through `cluster.storage`
+(list/exists/read/put/delete by key relative to the storage root), the same on both backends. Module fixtures that start the cluster take the `storage_kind` fixture and pass it
+to `_holder.get(..., storage=storage_kind)`.
 """
 
 from __future__ import annotations
@@ -57,6 +66,19 @@ def _require_milvus() -> None:
         pytest.skip(message)
 
 
+def default_storage() -> str:
+    return os.environ.get("E2E_STORAGE") or "local"
+
+
+def _require_s3_server() -> None:
+    if not cluster_mod.S3_SERVER_BIN.is_file():
+        message = (f"{cluster_mod.S3_SERVER_BIN} not built (cargo build -p milvus-storage --features testing "
+                   "--bin s3-test-server)")
+        if _strict():
+            pytest.fail(message)
+        pytest.skip(message)
+
+
 class ClusterHolder:
     """One cluster for the session, restarted when a test left a process dead or another DataCoord active."""
 
@@ -64,15 +86,21 @@ class ClusterHolder:
         self.cluster: cluster_mod.Cluster | None = None
         self.start_failure: Exception | None = None
 
-    def get(self, overrides: dict[str, object] | None = None) -> cluster_mod.Cluster:
+    def get(self, overrides: dict[str, object] | None = None, storage: str | None = None) -> cluster_mod.Cluster:
         """The running cluster, (re)started when needed; `overrides` are extra milvus.yaml keys
-        for every process of it (a cluster started with other overrides is replaced)."""
+        for every process of it (a cluster started with other overrides is replaced); `storage`
+        "local" or "s3" (None: $E2E_STORAGE or local; fixtures of a module marked `storages` pass
+        their `storage_kind`)."""
         _require_milvus()
         cmd, _label = datacoord_cmd()
+        storage = storage or default_storage()
+        if storage == "s3":
+            _require_s3_server()
         wanted = {**(overrides or {}), **json.loads(os.environ.get("E2E_CONFIG_OVERRIDES") or "{}")}
         current = self.cluster
         alive = current is not None and all(p.alive() for p in current.procs.values())
-        if alive and self._under_test_active(current) and current.config_overrides == wanted:
+        if (alive and self._under_test_active(current) and current.config_overrides == wanted
+                and current.storage_kind == storage):
             return current
         if current is not None:
             current.stop()
@@ -84,6 +112,7 @@ class ClusterHolder:
             self.cluster = cluster_mod.Cluster(
                 os.environ.get("E2E_CLUSTER_NAME", "e2e"), cmd, session_ttl=int(ttl) if ttl else None,
                 healthy_first=os.environ.get("E2E_HEALTHY_AFTER_STANDALONE") != "1",
+                storage=storage,
             )
             self.cluster.config_overrides.update(wanted)
             self.cluster.start()
@@ -104,7 +133,29 @@ class ClusterHolder:
             self.cluster.stop()
 
 
+def pytest_generate_tests(metafunc):
+    marker = metafunc.definition.get_closest_marker("storages")
+    if "storage_kind" not in metafunc.fixturenames or marker is None:
+        return
+    only = os.environ.get("E2E_STORAGE")
+    kinds = [k for k in marker.args if not only or k == only]  # none left: pytest skips the test
+    metafunc.parametrize("storage_kind", kinds, ids=kinds, indirect=True, scope="module")
+
+
+@pytest.fixture(scope="module")
+def storage_kind(request) -> str:
+    """"local" or "s3": the storage this module's cluster runs on (see the module docstring)."""
+    return getattr(request, "param", default_storage())
+
+
 def pytest_collection_modifyitems(config, items):
+    # Every S3 run after every local one, in module order: one switch of storage per session
+    # instead of two cluster restarts per module that runs on both.
+    def on_s3(item) -> bool:
+        callspec = getattr(item, "callspec", None)
+        return bool(callspec) and callspec.params.get("storage_kind") == "s3"
+
+    items.sort(key=on_s3)
     if os.environ.get("DATACOORD_IMPL") != "go":
         return
     skip = pytest.mark.skip(reason="ours_only: checks a guarantee 2.3.5's Go DataCoord does not give")
@@ -121,9 +172,9 @@ def _holder():
 
 
 @pytest.fixture
-def cluster(_holder) -> cluster_mod.Cluster:
+def cluster(_holder, storage_kind) -> cluster_mod.Cluster:
     """A running cluster whose DataCoord under test is alive and holds the session."""
-    return _holder.get()
+    return _holder.get(storage=storage_kind)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 import cluster as cluster_mod
 import datapath
 
-pytestmark = pytest.mark.needs_datacoord
+pytestmark = [pytest.mark.needs_datacoord, pytest.mark.storages("local", "s3")]
 
 COLLECTIONS = 3
 ROUNDS = 3
@@ -48,10 +48,10 @@ class Run:
 
 
 @pytest.fixture(scope="module")
-def dp(_holder):
+def dp(_holder, storage_kind):
     from pymilvus import connections, utility
 
-    cluster = _holder.get()
+    cluster = _holder.get(storage=storage_kind)
     connections.connect(ALIAS, host="127.0.0.1", port=str(cluster.ports.proxy), timeout=30)
     run = Run(cluster)
     yield run

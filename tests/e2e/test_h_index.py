@@ -16,7 +16,7 @@ import cluster as cluster_mod
 import datapath
 import index as ix
 
-pytestmark = pytest.mark.needs_datacoord
+pytestmark = [pytest.mark.needs_datacoord, pytest.mark.storages("local", "s3")]
 
 ALIAS = "e2e-index"
 VEC_INDEX = "vec_idx"
@@ -54,10 +54,10 @@ class Run:
 
 
 @pytest.fixture(scope="module")
-def run(_holder):
+def run(_holder, storage_kind):
     from pymilvus import connections, utility
 
-    cluster = _holder.get()
+    cluster = _holder.get(storage=storage_kind)
     connections.connect(ALIAS, host="127.0.0.1", port=str(cluster.ports.proxy), timeout=30)
     state = Run(cluster)
     yield state
@@ -101,7 +101,7 @@ def test_hello_world_per_index_type(run, cluster, index_type):
     sizes = sorted(s.num_of_rows for s in state.segments)
     assert sizes == sorted(rows for flush in LAYOUT for _, rows in flush), ix.describe_records(state.all_records)
     assert state.flushed_rows == workload.live_rows
-    ix.check_segment_indexes(state, index_id, index_type, cluster.storage_dir)
+    ix.check_segment_indexes(state, index_id, index_type, cluster.storage)
     stray = [r for r in state.all_records if r.indexID != index_id]
     assert not stray, f"records of unknown indexes: {ix.describe_records(stray)}"
 
@@ -133,7 +133,7 @@ def test_progress_matches_etcd_and_datacoord_rpcs(run, cluster, main):
     endpoint, workload = cluster.etcd_endpoint, main.workload
     index_id = ix.live_index_id(endpoint, workload.collection_id, VEC_INDEX)
     state = ix.wait_all_indexed(endpoint, workload.collection_id, [index_id])
-    ix.check_segment_indexes(state, index_id, "IVF_FLAT", cluster.storage_dir)
+    ix.check_segment_indexes(state, index_id, "IVF_FLAT", cluster.storage)
     want = {"total_rows": state.flushed_rows, "indexed_rows": state.indexed_rows(index_id), "pending_index_rows": 0}
     assert want["total_rows"] == want["indexed_rows"] == workload.live_rows, want
     assert utility.index_building_progress(workload.name, VEC_INDEX, using=ALIAS, timeout=30) == want
@@ -174,7 +174,7 @@ def test_progress_matches_etcd_and_datacoord_rpcs(run, cluster, main):
     for segment_id, segment_info in infos.segment_info.items():
         (record,) = state.records[index_id][segment_id]
         assert segment_info.enable_index, segment_id
-        paths = [str(ix.index_file_path(cluster.storage_dir, record, k)) for k in record.index_file_keys]
+        paths = [cluster.storage.full_path(ix.index_file_key(record, k)) for k in record.index_file_keys]
         assert [(i.indexID, i.buildID, i.fieldID, i.index_name, i.index_version, i.num_rows, list(i.index_file_paths))
                 for i in segment_info.index_infos] == \
             [(index_id, record.buildID, vec_field, VEC_INDEX, record.index_version, record.num_rows, paths)]
@@ -185,7 +185,7 @@ def test_progress_matches_etcd_and_datacoord_rpcs(run, cluster, main):
     assert utility.index_building_progress(workload.name, VEC_INDEX, using=ALIAS, timeout=30) == want
     workload.flush()
     state = ix.wait_all_indexed(endpoint, workload.collection_id, [index_id])
-    ix.check_segment_indexes(state, index_id, "IVF_FLAT", cluster.storage_dir)
+    ix.check_segment_indexes(state, index_id, "IVF_FLAT", cluster.storage)
     after = {"total_rows": workload.live_rows, "indexed_rows": workload.live_rows, "pending_index_rows": 0}
     assert state.flushed_rows == state.indexed_rows(index_id) == workload.live_rows
     assert utility.index_building_progress(workload.name, VEC_INDEX, using=ALIAS, timeout=30) == after
@@ -240,7 +240,7 @@ def test_drop_and_recreate_with_other_params(run, cluster, main):
     assert new_id != old_id
     assert ix.field_indexes(endpoint, workload.collection_id)[old_id].deleted
     state = ix.wait_all_indexed(endpoint, workload.collection_id, [new_id])
-    ix.check_segment_indexes(state, new_id, "IVF_FLAT", cluster.storage_dir)
+    ix.check_segment_indexes(state, new_id, "IVF_FLAT", cluster.storage)
     new_builds = {r.buildID for rs in state.records[new_id].values() for r in rs}
     assert not new_builds & old_builds, "the new index reused build IDs of the dropped one"
 
@@ -263,8 +263,8 @@ def test_scalar_index_on_int64_field(run, cluster, main):
     tag_id = ix.live_index_id(endpoint, workload.collection_id, TAG_INDEX)
     vec_id = ix.live_index_id(endpoint, workload.collection_id, VEC_INDEX)
     state = ix.wait_all_indexed(endpoint, workload.collection_id, [vec_id, tag_id])
-    ix.check_segment_indexes(state, tag_id, "STL_SORT", cluster.storage_dir)
-    ix.check_segment_indexes(state, vec_id, "IVF_FLAT", cluster.storage_dir)
+    ix.check_segment_indexes(state, tag_id, "STL_SORT", cluster.storage)
+    ix.check_segment_indexes(state, vec_id, "IVF_FLAT", cluster.storage)
 
     assert collection.index(index_name=TAG_INDEX).params == {"index_type": "STL_SORT"}
     described = ix.describe_index(run.datacoord(), workload.collection_id)

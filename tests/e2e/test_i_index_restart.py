@@ -34,7 +34,7 @@ def _workload(milvus, cluster, prefix: str, seed: int, layout, dim: int = 16) ->
 
 def _check_built(cluster, workload: ix.IndexWorkload, index_id: int, index_type: str) -> ix.IndexedState:
     state = ix.wait_all_indexed(cluster.etcd_endpoint, workload.collection_id, [index_id])
-    ix.check_segment_indexes(state, index_id, index_type, cluster.storage_dir)
+    ix.check_segment_indexes(state, index_id, index_type, cluster.storage)
     assert state.flushed_rows == state.indexed_rows(index_id) == workload.live_rows
     left = [r for r in state.all_records if r.state in (ix.UNISSUED, ix.IN_PROGRESS)]
     assert not left, f"records left unfinished: {ix.describe_records(left)}"

@@ -24,7 +24,7 @@ import compaction as cp
 import datapath
 import index as ix
 
-pytestmark = pytest.mark.needs_datacoord
+pytestmark = [pytest.mark.needs_datacoord, pytest.mark.storages("local", "s3")]
 
 ALIAS = "e2e-compaction"
 VEC_INDEX = "vec_idx"
@@ -53,10 +53,10 @@ class Run:
 
 
 @pytest.fixture(scope="module")
-def run(_holder):
+def run(_holder, storage_kind):
     from pymilvus import connections, utility
 
-    cluster = _holder.get()
+    cluster = _holder.get(storage=storage_kind)
     connections.connect(ALIAS, host="127.0.0.1", port=str(cluster.ports.proxy), timeout=30)
     state = Run(cluster)
     yield state
@@ -83,10 +83,12 @@ def _check_indexed(cluster, workload: ix.IndexWorkload) -> ix.IndexedState:
     """Every Flushed segment, compaction targets included, has its Finished index and files."""
     index_id = ix.live_index_id(cluster.etcd_endpoint, workload.collection_id, VEC_INDEX)
     state = ix.wait_all_indexed(cluster.etcd_endpoint, workload.collection_id, [index_id])
-    ix.check_segment_indexes(state, index_id, "IVF_FLAT", cluster.storage_dir)
+    ix.check_segment_indexes(state, index_id, "IVF_FLAT", cluster.storage)
     return state
 
 
+# Storage-independent wait for the 60 s global compaction signal: local only, to keep CI short.
+@pytest.mark.storages("local")
 def test_auto_compaction_merges_small_segments_without_a_manual_call(run, cluster):
     endpoint = cluster.etcd_endpoint
     workload, ledger = run.new("e2e_k_auto", seed=31)

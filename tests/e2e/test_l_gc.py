@@ -5,8 +5,8 @@ the GcConfirm RPC RootCoord asks before it forgets a dropped collection (it re-a
 
 Every test ends with GC's first rule: every file a record in etcd references still exists
 (insert/stats/delta logs of every segment, Dropped ones included, and the files of every Finished
-segment index). Orphans are planted with an old mtime (local storage: os.utime) instead of waiting
-out the missing tolerance; a fresh one shows the tolerance is respected.
+segment index). Orphans are planted with an old last-modified time (`cluster.storage.put` with an
+age, on local disk and on S3 alike) instead of waiting out the missing tolerance; a fresh one shows the tolerance is respected.
 
 The missing tolerance stays above the compaction check interval (10 s): 2.3.5 commits a plan's
 output only at the next check, and its scan would delete output files older than the tolerance
@@ -26,7 +26,7 @@ import compaction as cp
 import datapath
 import index as ix
 
-pytestmark = pytest.mark.needs_datacoord
+pytestmark = [pytest.mark.needs_datacoord, pytest.mark.storages("local", "s3")]
 
 ALIAS = "e2e-gc"
 VEC_INDEX = "vec_idx"
@@ -40,6 +40,7 @@ GC_CONFIG = {
 # A few GC rounds plus their listings on 2 busy cores.
 GC_TIMEOUT = 60
 OLD = 2 * 24 * 3600  # seconds: far past any tolerance
+PLANTED = b"planted by the e2e suite\n"
 
 
 class Run:
@@ -59,10 +60,10 @@ class Run:
 
 
 @pytest.fixture(scope="module")
-def run(_holder):
+def run(_holder, storage_kind):
     from pymilvus import connections, utility
 
-    cluster = _holder.get(GC_CONFIG)
+    cluster = _holder.get(GC_CONFIG, storage=storage_kind)
     connections.connect(ALIAS, host="127.0.0.1", port=str(cluster.ports.proxy), timeout=30)
     state = Run(cluster)
     yield state
@@ -75,9 +76,9 @@ def run(_holder):
 
 
 @pytest.fixture
-def gc_cluster(run, _holder):
+def gc_cluster(run, _holder, storage_kind):
     """The module's cluster, still running with GC_CONFIG and the one under test active."""
-    cluster = _holder.get(GC_CONFIG)
+    cluster = _holder.get(GC_CONFIG, storage=storage_kind)
     assert cluster is run.cluster, "the cluster was restarted in the middle of the GC tests"
     return cluster
 
@@ -95,28 +96,28 @@ def _count_entities(workload: ix.IndexWorkload) -> int:
     return int({s.key: s.value for s in stats}["row_count"])
 
 
-def _wait_gone(what: str, paths, timeout: float = GC_TIMEOUT) -> None:
-    paths = list(paths)
+def _wait_gone(what: str, storage, keys, timeout: float = GC_TIMEOUT) -> None:
+    keys = list(keys)
 
     def gone():
-        return not any(p.exists() for p in paths)
+        return not any(storage.exists(k) for k in keys)
 
     try:
         cluster_mod.wait_for(what, gone, timeout, interval=0.5)
     except TimeoutError:
         raise AssertionError(f"{what}: still there after {timeout:.0f}s: "
-                             f"{[str(p) for p in paths if p.exists()]}") from None
+                             f"{[storage.where(k) for k in keys if storage.exists(k)]}") from None
 
 
-def _wait_one_gc_round(storage_dir, collection_id: int) -> None:
+def _wait_one_gc_round(storage, collection_id: int) -> None:
     """Plants an old orphan and waits until a GC round removed it: a whole round (clearEtcd first)
     ran after this call."""
-    orphan = cp.plant(storage_dir, f"stats_log/{collection_id}/1/{random.randrange(10**15, 10**16)}/100/1", OLD)
-    _wait_gone("a GC round to remove a planted orphan", [orphan])
+    orphan = storage.put(f"stats_log/{collection_id}/1/{random.randrange(10**15, 10**16)}/100/1", PLANTED, OLD)
+    _wait_gone("a GC round to remove a planted orphan", storage, [orphan])
 
 
 def test_orphans_are_removed_and_referenced_files_kept(run, gc_cluster):
-    cluster, endpoint, storage = gc_cluster, gc_cluster.etcd_endpoint, gc_cluster.storage_dir
+    cluster, endpoint, storage = gc_cluster, gc_cluster.etcd_endpoint, gc_cluster.storage
     workload = run.new("e2e_l_orphans", seed=41)
     ledger = cp.Ledger()
     segments = cp.flush_batches(workload, cluster.proxy_address, endpoint,
@@ -128,34 +129,34 @@ def test_orphans_are_removed_and_referenced_files_kept(run, gc_cluster):
     live_segment = segments[0]
     ghost = random.randrange(10**15, 10**16)  # no segment has this ID
     removed = [
-        cp.plant(storage, f"insert_log/{coll}/{part}/{ghost}/100/{ghost + 1}", OLD),
-        cp.plant(storage, f"stats_log/{coll}/{part}/{ghost}/100/{ghost + 2}", OLD),
-        cp.plant(storage, f"delta_log/{coll}/{part}/{ghost}/{ghost + 3}", OLD),
+        storage.put(f"insert_log/{coll}/{part}/{ghost}/100/{ghost + 1}", PLANTED, OLD),
+        storage.put(f"stats_log/{coll}/{part}/{ghost}/100/{ghost + 2}", PLANTED, OLD),
+        storage.put(f"delta_log/{coll}/{part}/{ghost}/{ghost + 3}", PLANTED, OLD),
         # Stats and delta logs nobody references are garbage even under a live segment.
-        cp.plant(storage, f"stats_log/{coll}/{part}/{live_segment}/100/{ghost + 4}", OLD),
-        cp.plant(storage, f"delta_log/{coll}/{part}/{live_segment}/{ghost + 5}", OLD),
+        storage.put(f"stats_log/{coll}/{part}/{live_segment}/100/{ghost + 4}", PLANTED, OLD),
+        storage.put(f"delta_log/{coll}/{part}/{live_segment}/{ghost + 5}", PLANTED, OLD),
     ]
     kept = [
         # 2.3.5 keeps any insert log of a segment that has a record.
-        cp.plant(storage, f"insert_log/{coll}/{part}/{live_segment}/100/{ghost + 6}", OLD),
+        storage.put(f"insert_log/{coll}/{part}/{live_segment}/100/{ghost + 6}", PLANTED, OLD),
         # Not the layout of a log: GC cannot tell whose it is.
-        cp.plant(storage, "insert_log/e2e_not_a_log", OLD),
-        cp.plant(storage, f"delta_log/{coll}/{part}/e2e_not_a_segment/{ghost + 7}", OLD),
+        storage.put("insert_log/e2e_not_a_log", PLANTED, OLD),
+        storage.put(f"delta_log/{coll}/{part}/e2e_not_a_segment/{ghost + 7}", PLANTED, OLD),
         # Outside insert_log/, stats_log/, delta_log/ and index_files/: never GC's to delete.
-        cp.plant(storage, f"e2e_other_data/{coll}/{part}/{ghost}/100/{ghost + 8}", OLD),
+        storage.put(f"e2e_other_data/{coll}/{part}/{ghost}/100/{ghost + 8}", PLANTED, OLD),
     ]
-    young = cp.plant(storage, f"insert_log/{coll}/{part}/{ghost}/101/{ghost + 9}", 0)
+    young = storage.put(f"insert_log/{coll}/{part}/{ghost}/101/{ghost + 9}", PLANTED, 0)
 
-    _wait_gone("old orphan logs removed by GC", removed)
+    _wait_gone("old orphan logs removed by GC", storage, removed)
     _wait_one_gc_round(storage, coll)
-    still = [str(p) for p in kept + [young] if not p.exists()]
+    still = [storage.where(k) for k in kept + [young] if not storage.exists(k)]
     assert not still, f"GC deleted files it must keep: {still}"
     cp.check_referenced_files_exist(endpoint, storage)
 
     # The fresh orphan goes once it is older than the missing tolerance.
-    cp.plant(storage, young.relative_to(storage).as_posix(), MISSING_TOLERANCE + 60)
-    _wait_gone("an orphan past the missing tolerance removed", [young])
-    assert all(p.exists() for p in kept), [str(p) for p in kept if not p.exists()]
+    storage.put(young, PLANTED, MISSING_TOLERANCE + 60)
+    _wait_gone("an orphan past the missing tolerance removed", storage, [young])
+    assert all(storage.exists(k) for k in kept), [storage.where(k) for k in kept if not storage.exists(k)]
 
     workload.collection().load(timeout=120)
     assert _count(workload) == workload.live_rows
@@ -163,15 +164,15 @@ def test_orphans_are_removed_and_referenced_files_kept(run, gc_cluster):
 
 
 def test_compaction_sources_are_collected_only_once_the_target_is_indexed(run, gc_cluster):
-    cluster, endpoint, storage = gc_cluster, gc_cluster.etcd_endpoint, gc_cluster.storage_dir
+    cluster, endpoint, storage = gc_cluster, gc_cluster.etcd_endpoint, gc_cluster.storage
     workload = run.new("e2e_l_sources", seed=42, auto_compaction=False)
     ledger = cp.Ledger()
     sources = cp.flush_batches(workload, cluster.proxy_address, endpoint,
                                [[("_default", 300 + 4 * i)] for i in range(12)], ledger)
     workload.create_index("vec", PARAMS, VEC_INDEX)
-    source_files = {p for p, s in cp.referenced_log_files(endpoint, storage, workload.collection_id).items()
+    source_files = {k for k, s in cp.referenced_log_files(endpoint, storage, workload.collection_id).items()
                     if s in sources}
-    assert source_files and all(p.is_file() for p in source_files)
+    assert source_files and all(storage.exists(k) for k in source_files)
 
     # Paused, GC cannot collect the sources between the commit and the index drop below.
     address = run.datacoord()
@@ -201,7 +202,7 @@ def test_compaction_sources_are_collected_only_once_the_target_is_indexed(run, g
     segments = datapath.stored_segments(endpoint, workload.collection_id)
     kept = {s.ID for s in segments if s.state == datapath.DROPPED and s.compacted}
     assert kept == set(sources), f"sources collected before their target was indexed: {cp.describe(segments)}"
-    gone = [str(p) for p in source_files if not p.is_file()]
+    gone = [storage.where(k) for k in source_files if not storage.exists(k)]
     assert not gone, f"files of uncollected sources deleted: {gone}"
     cp.check_referenced_files_exist(endpoint, storage)
 
@@ -217,7 +218,7 @@ def test_compaction_sources_are_collected_only_once_the_target_is_indexed(run, g
 
     cluster_mod.wait_for("the sources' records collected once the target is indexed", collected, GC_TIMEOUT,
                          [cluster.procs["datacoord"]], interval=0.5)
-    _wait_gone("the sources' files removed", source_files)
+    _wait_gone("the sources' files removed", storage, source_files)
     records = datapath.etcd_range_prefix(endpoint, f"{cp.META_ROOT}/segment-index/{workload.collection_id}/")
     left = [k for k, _ in records if int(k.split("/")[-2]) in sources]
     assert not left, f"segment-index records of collected sources: {left}"
@@ -232,7 +233,7 @@ def test_compaction_sources_are_collected_only_once_the_target_is_indexed(run, g
 def test_dropped_collection_is_collected_and_gc_confirm_answers(run, gc_cluster):
     from pymilvus import utility
 
-    cluster, endpoint, storage = gc_cluster, gc_cluster.etcd_endpoint, gc_cluster.storage_dir
+    cluster, endpoint, storage = gc_cluster, gc_cluster.etcd_endpoint, gc_cluster.storage
     workload = run.new("e2e_l_drop", seed=43, partitions=("p1",))
     ledger = cp.Ledger()
     segments = cp.flush_batches(workload, cluster.proxy_address, endpoint,
@@ -246,8 +247,8 @@ def test_dropped_collection_is_collected_and_gc_confirm_answers(run, gc_cluster)
     vchannels = list(described.virtual_channel_names)
     builds = {r.buildID for r in ix.segment_indexes(endpoint, coll) if r.index_file_keys}
     assert builds, "segments of >= 1024 rows were built on the IndexNode"
-    files = [p for prefix in cp.LOG_FAMILIES.values() for p in cp.files_under(storage / prefix / str(coll))]
-    files += [p for build in builds for p in cp.files_under(storage / "index_files" / str(build))]
+    files = [k for prefix in cp.LOG_FAMILIES.values() for k in storage.list(f"{prefix}/{coll}/")]
+    files += [k for build in builds for k in storage.list(f"index_files/{build}/")]
     assert files and set(cp.referenced_log_files(endpoint, storage, coll)) <= set(files)
     assert all(cp.channel_checkpoint(endpoint, ch) is not None for ch in vchannels)
 
@@ -266,7 +267,8 @@ def test_dropped_collection_is_collected_and_gc_confirm_answers(run, gc_cluster)
         checkpoints = [ch for ch in vchannels if cp.channel_checkpoint(endpoint, ch) is not None]
         if checkpoints:
             keys["channel-cp"] = checkpoints
-        remaining = [str(p) for p in files if p.exists()]
+        present = storage.list()
+        remaining = [storage.where(k) for k in files if k in present]
         if remaining:
             keys["files"] = remaining
         return keys
@@ -291,7 +293,7 @@ def test_compaction_output_outlives_a_missing_tolerance_shorter_than_its_commit(
     """A DataNode writes a plan's output before DataCoord commits it, up to a check interval
     later. 2.3.5's scan deletes unreferenced objects older than the missing tolerance, output of a
     running plan included; ours keeps the objects of partitions with an unfinished task."""
-    cluster, endpoint, storage = gc_cluster, gc_cluster.etcd_endpoint, gc_cluster.storage_dir
+    cluster, endpoint, storage = gc_cluster, gc_cluster.etcd_endpoint, gc_cluster.storage
     workload = run.new("e2e_l_output", seed=44, auto_compaction=False)
     ledger = cp.Ledger()
     cp.flush_batches(workload, cluster.proxy_address, endpoint, [[("_default", 250 + 3 * i)] for i in range(12)],

@@ -179,7 +179,7 @@ class _Scenario:
         assert _count(workload) == workload.live_rows
         assert workload.query_pks(sorted(outcome.deleted)[::10]) == set()
         ix.check_segment_indexes(ix.wait_all_indexed(endpoint, workload.collection_id, [index_id]), index_id,
-                                 "IVF_FLAT", outcome.cluster.storage_dir)
+                                 "IVF_FLAT", outcome.cluster.storage)
 
 
 class _SameImplementation(_Scenario):

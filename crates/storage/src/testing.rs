@@ -8,11 +8,71 @@ use std::path::Path;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
 use s3s::auth::SimpleAuth;
+use s3s::dto::*;
 use s3s::service::S3ServiceBuilder;
+use s3s::{S3, S3Request, S3Response, S3Result};
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::config::{StorageConfig, StorageType};
+
+/// s3s-fs with the fixes real clients need. minio-go (Milvus's Go components) and minio-py send
+/// `delimiter=` (empty) for a recursive listing; S3 treats an empty delimiter as none, s3s-fs
+/// splits keys on it and answers one-character common prefixes and no objects.
+struct MilvusFs(s3s_fs::FileSystem);
+
+/// The `S3` impl: the two listings with the fix, every other listed operation forwarded to s3s-fs
+/// unchanged (a macro, because `async_trait` must see the forwarding methods already expanded).
+macro_rules! impl_s3_forwarding {
+    ($($op:ident: $input:ident => $output:ident),* $(,)?) => {
+        #[async_trait::async_trait]
+        impl S3 for MilvusFs {
+            async fn list_objects(
+                &self,
+                mut req: S3Request<ListObjectsInput>,
+            ) -> S3Result<S3Response<ListObjectsOutput>> {
+                if req.input.delimiter.as_deref() == Some("") {
+                    req.input.delimiter = None;
+                }
+                self.0.list_objects(req).await
+            }
+
+            async fn list_objects_v2(
+                &self,
+                mut req: S3Request<ListObjectsV2Input>,
+            ) -> S3Result<S3Response<ListObjectsV2Output>> {
+                if req.input.delimiter.as_deref() == Some("") {
+                    req.input.delimiter = None;
+                }
+                self.0.list_objects_v2(req).await
+            }
+
+            $(async fn $op(&self, req: S3Request<$input>) -> S3Result<S3Response<$output>> {
+                self.0.$op(req).await
+            })*
+        }
+    };
+}
+
+impl_s3_forwarding! {
+    create_bucket: CreateBucketInput => CreateBucketOutput,
+    copy_object: CopyObjectInput => CopyObjectOutput,
+    delete_bucket: DeleteBucketInput => DeleteBucketOutput,
+    delete_object: DeleteObjectInput => DeleteObjectOutput,
+    delete_objects: DeleteObjectsInput => DeleteObjectsOutput,
+    get_bucket_location: GetBucketLocationInput => GetBucketLocationOutput,
+    get_object: GetObjectInput => GetObjectOutput,
+    head_bucket: HeadBucketInput => HeadBucketOutput,
+    head_object: HeadObjectInput => HeadObjectOutput,
+    list_buckets: ListBucketsInput => ListBucketsOutput,
+    put_object: PutObjectInput => PutObjectOutput,
+    create_multipart_upload: CreateMultipartUploadInput => CreateMultipartUploadOutput,
+    upload_part: UploadPartInput => UploadPartOutput,
+    upload_part_copy: UploadPartCopyInput => UploadPartCopyOutput,
+    list_parts: ListPartsInput => ListPartsOutput,
+    complete_multipart_upload: CompleteMultipartUploadInput => CompleteMultipartUploadOutput,
+    abort_multipart_upload: AbortMultipartUploadInput => AbortMultipartUploadOutput,
+}
 
 /// An S3-compatible server on `127.0.0.1:<port>`; stopped (connections included) on drop.
 #[derive(Debug)]
@@ -42,7 +102,7 @@ impl S3TestServer {
         let secret_key = "milvus-test-secret-key".to_string();
         let file_system = s3s_fs::FileSystem::new(dir)
             .map_err(|e| std::io::Error::other(format!("s3s-fs on {dir:?}: {e:?}")))?;
-        let mut builder = S3ServiceBuilder::new(file_system);
+        let mut builder = S3ServiceBuilder::new(MilvusFs(file_system));
         builder.set_auth(SimpleAuth::from_single(
             access_key.clone(),
             secret_key.clone(),
