@@ -106,6 +106,15 @@ impl Inner {
             if seg.is_importing {
                 return Err(invalid(format!("segment {id} is importing")));
             }
+            // A source without insert logs gives the DataNode nothing to read.
+            if seg.binlogs.iter().all(|field| field.binlogs.is_empty())
+                || source
+                    .field_binlogs
+                    .iter()
+                    .all(|field| field.binlogs.is_empty())
+            {
+                return Err(invalid(format!("segment {id} has no insert binlogs")));
+            }
             if seg.insert_channel != plan.channel {
                 return Err(invalid(format!(
                     "segment {id} is on channel {}",

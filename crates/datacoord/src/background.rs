@@ -24,6 +24,12 @@ impl Background {
         self.token.child_token()
     }
 
+    /// The tracker [`Self::shutdown`] awaits, for a component that spawns its own tasks (and
+    /// stops them through a [`Self::token`]).
+    pub(crate) fn tracker(&self) -> TaskTracker {
+        self.tracker.clone()
+    }
+
     /// Runs `task` until it ends or the shutdown cancels it.
     pub(crate) fn spawn<F>(&self, task: F)
     where

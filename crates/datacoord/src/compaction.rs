@@ -17,7 +17,7 @@ use milvus_proto::data::{
 use milvus_proto::milvus::{
     GetCompactionPlansResponse, GetCompactionStateResponse, ManualCompactionResponse,
 };
-use milvus_types::{CollectionId, MilvusResult, NodeId, PartitionId};
+use milvus_types::{CollectionId, MilvusError, MilvusResult, NodeId, PartitionId};
 
 use crate::clients::{DataNodeClient, answer};
 use crate::flush::{FlushListener, FlushedSegment};
@@ -97,10 +97,19 @@ pub struct CompactionService {
 
 impl CompactionService {
     /// ManualCompaction: plans the collection now; `compactionPlanCount` stays 0 as in 2.3.5.
+    /// A collection ID ≤ 0 is refused (PARAMETER_INVALID; 2.3.5 compacts every collection for 0).
     pub async fn manual_compaction(
         &self,
         collection_id: CollectionId,
     ) -> MilvusResult<ManualCompactionResponse> {
+        // The engine reads 0 as "every collection" (as 2.3.5 does); a proxy always names one,
+        // so a request without a real ID must not compact the whole cluster.
+        if collection_id <= 0 {
+            return Err(MilvusError::parameter_invalid(
+                "a collection ID > 0",
+                collection_id,
+            ));
+        }
         let compaction_id = self.engine.manual_compaction(collection_id).await?;
         Ok(ManualCompactionResponse {
             status: Some(Status::default()),

@@ -1,12 +1,16 @@
 //! The DataNodes as the core calls them ([`DataNodes`]), implemented over the session-discovered
 //! clients; and the FlushSegments / FlushChannels requests the data path sends through it.
+//! Import and AddImportSegment are bounded by `datacoord-import`, which sends them.
 
 use std::future::Future;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use milvus_proto::common::{MsgBase, MsgType, Status};
-use milvus_proto::data::{FlushChannelsRequest, FlushSegmentsRequest};
+use milvus_proto::data::{
+    AddImportSegmentRequest, AddImportSegmentResponse, FlushChannelsRequest, FlushSegmentsRequest,
+    ImportTaskRequest,
+};
 use milvus_proto::milvus::{
     ComponentStates, GetComponentStatesRequest, GetMetricsRequest, GetMetricsResponse,
 };
@@ -43,6 +47,14 @@ pub trait DataNodes: Send + Sync {
     ) -> MilvusResult<GetMetricsResponse>;
     /// `GetComponentStates`.
     async fn get_component_states(&self, node: NodeId) -> MilvusResult<ComponentStates>;
+    /// `Import`: the node runs a whole bulk-insert task before it answers.
+    async fn import(&self, node: NodeId, req: ImportTaskRequest) -> MilvusResult<Status>;
+    /// `AddImportSegment`.
+    async fn add_import_segment(
+        &self,
+        node: NodeId,
+        req: AddImportSegmentRequest,
+    ) -> MilvusResult<AddImportSegmentResponse>;
 }
 
 #[async_trait]
@@ -85,6 +97,20 @@ impl DataNodes for NodeManager<DataNodeClient> {
                 .get_component_states(GetComponentStatesRequest {})
                 .await,
         )
+    }
+
+    async fn import(&self, node: NodeId, req: ImportTaskRequest) -> MilvusResult<Status> {
+        let mut client = self.client(node).await?;
+        answer(client.import(req).await)
+    }
+
+    async fn add_import_segment(
+        &self,
+        node: NodeId,
+        req: AddImportSegmentRequest,
+    ) -> MilvusResult<AddImportSegmentResponse> {
+        let mut client = self.client(node).await?;
+        answer(client.add_import_segment(req).await)
     }
 }
 

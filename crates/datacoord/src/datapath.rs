@@ -5,13 +5,17 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use datacoord_cluster::ChannelSpec;
-use datacoord_meta::{BinlogUpdate, DroppedSegment, Meta};
+use datacoord_meta::{
+    BinlogUpdate, DroppedSegment, LogKind, LogOwner, Meta, check_pchannel_name,
+    check_reported_logs, check_vchannel,
+};
 use datacoord_segments::SegmentManager;
 use milvus_proto::common::SegmentState;
 use milvus_proto::data::{
-    AssignSegmentIdRequest, DropVirtualChannelRequest, FlushRequest, FlushResponse,
-    ReportDataNodeTtMsgsRequest, SaveBinlogPathsRequest, SegmentIdAssignment,
-    UpdateChannelCheckpointRequest, UpdateSegmentStatisticsRequest, WatchChannelsRequest,
+    AssignSegmentIdRequest, DropVirtualChannelRequest, DropVirtualChannelSegment, FieldBinlog,
+    FlushRequest, FlushResponse, ReportDataNodeTtMsgsRequest, SaveBinlogPathsRequest,
+    SegmentIdAssignment, SegmentInfo, UpdateChannelCheckpointRequest,
+    UpdateSegmentStatisticsRequest, WatchChannelsRequest,
 };
 use milvus_rootcoord_client::Allocator;
 use milvus_types::{Backoff, ErrorCode, MilvusError, MilvusResult, NodeId, SegmentId, parse_ts};
@@ -48,6 +52,8 @@ pub struct DataPath {
     pub(crate) background: Background,
     /// `milvus_datacoord_consume_datanode_tt_lag_ms`.
     pub(crate) tt_lag: GaugeVec,
+    /// The chunk manager's root: reported log paths must lie under it (`check_reported_logs`).
+    pub(crate) storage_root: String,
 }
 
 impl DataPath {
@@ -59,6 +65,7 @@ impl DataPath {
             channels = ?request.channel_names,
             "receive watch channels request"
         );
+        check_watch_request(&request)?;
         for name in &request.channel_names {
             let spec = ChannelSpec {
                 name: name.clone(),
@@ -83,6 +90,16 @@ impl DataPath {
         &self,
         request: AssignSegmentIdRequest,
     ) -> MilvusResult<Vec<SegmentIdAssignment>> {
+        // Each request may start a watch of its channel: nothing is watched unless all are sound.
+        for r in &request.segment_id_requests {
+            check_vchannel(&r.channel_name, r.collection_id)?;
+            if r.partition_id < 0 {
+                return Err(MilvusError::parameter_invalid(
+                    "a partition ID ≥ 0",
+                    r.partition_id,
+                ));
+            }
+        }
         let mut assignments = Vec::with_capacity(request.segment_id_requests.len());
         for r in request.segment_id_requests {
             let collection = match self.collections.get(r.collection_id).await {
@@ -342,15 +359,13 @@ impl DataPath {
             dropped = request.dropped,
             "receive SaveBinlogPaths request"
         );
-        if !request.importing
-            && !request.channel.is_empty()
-            && !self.channels.matches(node, &request.channel)
-        {
+        if !request.importing && !self.channels.matches(node, &request.channel) {
             return Err(MilvusError::channel_not_found(&request.channel).with_field("node", node));
         }
         let Some(segment) = self.meta.segment(segment_id) else {
             return Err(MilvusError::segment_not_found(segment_id));
         };
+        self.check_binlog_request(&request, &segment)?;
         if segment.state == SegmentState::Dropped as i32 {
             info!(segment_id, "save binlogs of a dropped segment ignored");
             return Ok(());
@@ -401,6 +416,7 @@ impl DataPath {
         if !self.channels.matches(node, &channel) {
             return Err(MilvusError::channel_not_found(&channel).with_field("node", node));
         }
+        self.check_dropped_segments(&channel, &request.segments)?;
         let reported = request
             .segments
             .into_iter()
@@ -440,4 +456,145 @@ impl DataPath {
         }
         Ok(())
     }
+}
+
+// Validation of what becomes a datanode's channel watch or a segment's logs (README "Rejected
+// input"): a datanode dereferences the watch info it is handed, querynodes read and GC deletes
+// the files the logs name.
+impl DataPath {
+    /// SaveBinlogPaths must come from the segment's own collection and, unless importing, its
+    /// own channel; every log must be the segment's own file and start positions may only
+    /// touch segments of that channel.
+    fn check_binlog_request(
+        &self,
+        request: &SaveBinlogPathsRequest,
+        segment: &SegmentInfo,
+    ) -> MilvusResult<()> {
+        if request.collection_id != segment.collection_id {
+            return Err(MilvusError::parameter_invalid(
+                format!("collection {}", segment.collection_id),
+                format!("collection {}", request.collection_id),
+            )
+            .with_field("segment", segment.id));
+        }
+        if !request.importing && request.channel != segment.insert_channel {
+            return Err(MilvusError::parameter_invalid(
+                format!("channel {}", segment.insert_channel),
+                format!("channel {:?}", request.channel),
+            )
+            .with_field("segment", segment.id));
+        }
+        for start in &request.start_positions {
+            if let Some(other) = self.meta.segment(start.segment_id)
+                && other.insert_channel != segment.insert_channel
+            {
+                return Err(MilvusError::parameter_invalid(
+                    format!("start positions of channel {}", segment.insert_channel),
+                    format!("segment {} of {}", other.id, other.insert_channel),
+                ));
+            }
+        }
+        self.check_logs(
+            segment,
+            &request.field2_binlog_paths,
+            &request.field2_statslog_paths,
+            &request.deltalogs,
+        )
+    }
+
+    /// DropVirtualChannel may report only segments of the dropped channel, with their own logs.
+    fn check_dropped_segments(
+        &self,
+        channel: &str,
+        reported: &[DropVirtualChannelSegment],
+    ) -> MilvusResult<()> {
+        for report in reported {
+            // Unknown segments are skipped by meta; known ones must be this channel's.
+            let Some(segment) = self.meta.segment(report.segment_id) else {
+                continue;
+            };
+            if segment.insert_channel != channel {
+                return Err(MilvusError::parameter_invalid(
+                    format!("segments of channel {channel}"),
+                    format!("segment {} of {}", segment.id, segment.insert_channel),
+                ));
+            }
+            self.check_logs(
+                &segment,
+                &report.field2_binlog_paths,
+                &report.field2_statslog_paths,
+                &report.deltalogs,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn check_logs(
+        &self,
+        segment: &SegmentInfo,
+        binlogs: &[FieldBinlog],
+        statslogs: &[FieldBinlog],
+        deltalogs: &[FieldBinlog],
+    ) -> MilvusResult<()> {
+        let owner = LogOwner {
+            collection_id: segment.collection_id,
+            partition_id: segment.partition_id,
+            segment_id: segment.id,
+        };
+        for (kind, logs) in [
+            (LogKind::Insert, binlogs),
+            (LogKind::Stats, statslogs),
+            (LogKind::Delta, deltalogs),
+        ] {
+            check_reported_logs(&self.storage_root, owner, kind, logs).inspect_err(|err| {
+                warn!(segment_id = segment.id, error = %err, "reported logs refused");
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// WatchChannels: what a datanode needs to start a flow graph on each channel, all checked
+/// before any channel is watched.
+fn check_watch_request(request: &WatchChannelsRequest) -> MilvusResult<()> {
+    if request.channel_names.is_empty() {
+        return Err(MilvusError::parameter_invalid("channel names", "none"));
+    }
+    let mut pchannels = Vec::with_capacity(request.channel_names.len());
+    for (i, name) in request.channel_names.iter().enumerate() {
+        check_vchannel(name, request.collection_id)?;
+        if request.channel_names[..i].contains(name) {
+            return Err(MilvusError::parameter_invalid(
+                "distinct channel names",
+                format!("{name} twice"),
+            ));
+        }
+        pchannels.push(crate::handler::physical_channel(name));
+    }
+    let Some(schema) = &request.schema else {
+        return Err(MilvusError::parameter_invalid(
+            "a collection schema",
+            "none",
+        ));
+    };
+    let primary_keys = schema.fields.iter().filter(|f| f.is_primary_key).count();
+    if primary_keys != 1 {
+        return Err(MilvusError::parameter_invalid(
+            "a schema with one primary key field",
+            format!(
+                "{} fields, {primary_keys} primary keys",
+                schema.fields.len()
+            ),
+        ));
+    }
+    for position in &request.start_positions {
+        check_pchannel_name(&position.key)?;
+        if !pchannels.contains(&position.key.as_str()) {
+            return Err(MilvusError::parameter_invalid(
+                "start positions of the requested channels",
+                format!("position for {}", position.key),
+            ));
+        }
+    }
+    Ok(())
 }

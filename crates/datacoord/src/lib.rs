@@ -2,7 +2,7 @@
 //!
 //! [`Server`] follows 2.3.5's `Init` → `Register` → `Start` → `Stop` and answers the
 //! component RPCs; once active it owns the per-feature services the other RPCs call
-//! ([`DataPath`], [`Queries`], [`Indexes`], [`GcService`]), handed out by
+//! ([`DataPath`], [`Queries`], [`Indexes`], [`ImportService`], [`GcService`]), handed out by
 //! [`Server::data_path`] & co. after their health check. README.md has the module map and how
 //! a feature crate plugs in. The gRPC adapters live in `datacoord-grpc-server`.
 
@@ -19,6 +19,7 @@ mod discovery;
 mod flush;
 mod garbage;
 mod handler;
+mod import;
 mod indexes;
 mod indexnodes;
 mod init;
@@ -39,6 +40,7 @@ pub use clients::{
 };
 pub use compaction::CompactionService;
 pub use component::MetricsAnswer;
+pub use datacoord_import::ImportService;
 pub use datanodes::DataNodes;
 pub use datapath::DataPath;
 pub use flush::{FlushListener, FlushedSegment};

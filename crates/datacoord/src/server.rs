@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::SystemTime;
 
 use async_trait::async_trait;
+use datacoord_import::ImportService;
 use milvus_config::{DataCoordConfig, LoadedConfig};
 use milvus_metastore::MetaKv;
 use milvus_proto::milvus::{ComponentInfo, ComponentStates};
@@ -185,6 +186,20 @@ impl Server {
     /// The compaction RPCs, or ServiceNotReady unless Healthy.
     pub fn compaction(&self) -> MilvusResult<&CompactionService> {
         Ok(self.healthy()?.compaction())
+    }
+
+    /// Import and SaveImportSegment, or ServiceNotReady unless Healthy.
+    pub fn import(&self) -> MilvusResult<&ImportService> {
+        Ok(self.healthy()?.import())
+    }
+
+    /// UnsetIsImportingState: served without the health check, as 2.3.5 does (it only needs the
+    /// meta loaded).
+    pub async fn unset_is_importing_state(&self, ids: &[SegmentId]) -> MilvusResult<()> {
+        let active = self.active.get().ok_or_else(|| {
+            MilvusError::service_not_ready(ROLE, self.server_id(), self.state_code().as_str_name())
+        })?;
+        active.services.import().unset_is_importing_state(ids).await
     }
 
     /// The GcControl service, or ServiceNotReady unless Healthy.

@@ -6,13 +6,14 @@ use std::time::Duration;
 
 use datacoord_compaction::{CompactionConfig, CompactionDeps, CompactionEngine, CompactionNodes};
 use datacoord_gc::{GarbageCollector, GcConfig};
+use datacoord_import::{ImportCleaner, ImportService};
 use datacoord_index::IndexMeta;
 use datacoord_index_builder::{BuilderConfig, EngineVersion, IndexBuilder};
 use datacoord_meta::Meta;
 use datacoord_segments::{SegmentConfig, SegmentManager};
 use milvus_config::DataCoordConfig;
 use milvus_rootcoord_client::{Allocator, Broker, EstimatedClock};
-use milvus_storage::ChunkManager;
+use milvus_storage::{ChunkManager, StorageType};
 use milvus_types::{MilvusResult, NodeId, SegmentId};
 use tokio::sync::mpsc;
 
@@ -25,6 +26,7 @@ use crate::datanodes::DataNodes;
 use crate::datapath::DataPath;
 use crate::flush::{FLUSH_QUEUE, Flusher};
 use crate::garbage::{self, GcService, GcSources};
+use crate::import::{ImportCluster, ImportCore, ManagedImports, RootCoordImportTasks};
 use crate::indexes::Indexes;
 use crate::indexnodes::IndexNodeSet;
 use crate::metrics::Metrics;
@@ -33,6 +35,8 @@ use crate::queries::Queries;
 
 /// How stale RootCoord's clock reading for allocation expiry may get before it is re-read.
 const EXPIRY_CLOCK_REFRESH: Duration = Duration::from_secs(1);
+/// How often RootCoord's failed import tasks are read while Importing segments exist.
+const IMPORT_CLEANUP_INTERVAL: Duration = Duration::from_secs(5);
 
 /// What the services are built on: loaded meta, and the rest of the cluster behind traits.
 pub(crate) struct CoreParts {
@@ -60,14 +64,16 @@ struct Loops {
     compaction: Arc<CompactionEngine>,
     index_builder: Arc<IndexBuilder>,
     collector: GarbageCollector,
+    import_cleaner: ImportCleaner,
 }
 
 /// The RPC logic of an active DataCoord, one service per feature.
 pub struct Services {
-    data_path: DataPath,
+    data_path: Arc<DataPath>,
     queries: Queries,
     indexes: Indexes,
     compaction: CompactionService,
+    import: ImportService,
     gc: GcService,
     pub(crate) monitor: Monitor,
     loops: Mutex<Option<Loops>>,
@@ -75,7 +81,8 @@ pub struct Services {
 
 impl Services {
     /// Builds every service (compaction, segment manager, garbage collector, index builder in
-    /// 2.3.5's order); nothing runs until [`Services::start`]. FlushSegments calls run on `background`.
+    /// 2.3.5's order); nothing runs until [`Services::start`]. FlushSegments calls and relayed
+    /// imports run on `background`.
     pub(crate) async fn build(
         parts: CoreParts,
         config: &DataCoordConfig,
@@ -97,6 +104,7 @@ impl Services {
             engine_version,
         } = parts;
         let storage_root = chunk_manager.root_path().to_string();
+        let local_storage = chunk_manager.storage_type() == StorageType::Local;
         let (flush_tx, flush_rx) = mpsc::channel(FLUSH_QUEUE);
 
         // Persisted tasks are reloaded (and their sources locked) before anything can plan or
@@ -157,10 +165,11 @@ impl Services {
             ],
             flushed_rows: metrics.stored_rows_count.clone(),
         };
-        let data_path = DataPath {
+        let import_relays = (background.tracker(), background.token());
+        let data_path = Arc::new(DataPath {
             node_id,
             meta: meta.clone(),
-            segments,
+            segments: segments.clone(),
             channels: channels.clone(),
             datanodes: datanodes.clone(),
             allocator: allocator.clone(),
@@ -168,7 +177,31 @@ impl Services {
             flush_tx,
             background,
             tt_lag: metrics.datanode_tt_lag_ms.clone(),
-        };
+            storage_root: storage_root.clone(),
+        });
+        let mut import = ImportService::new(
+            node_id,
+            Arc::new(ImportCluster {
+                datanodes: datanodes.clone(),
+                channels: channels.clone(),
+            }),
+            Arc::new(ImportCore {
+                meta: meta.clone(),
+                data_path: data_path.clone(),
+            }),
+            import_relays.0,
+            import_relays.1,
+        );
+        let import_cleaner = ImportCleaner::new(
+            Arc::new(RootCoordImportTasks {
+                kv: meta.catalog().kv().clone(),
+            }),
+            Arc::new(ManagedImports(segments.clone())),
+            IMPORT_CLEANUP_INTERVAL,
+        );
+        if local_storage {
+            import = import.local_sources_under(storage_root.clone());
+        }
         let queries = Queries {
             meta: meta.clone(),
             index_meta: index_meta.clone(),
@@ -204,6 +237,7 @@ impl Services {
             compaction: CompactionService {
                 engine: compaction.clone(),
             },
+            import,
             gc: GcService {
                 collector: collector.clone(),
             },
@@ -214,11 +248,13 @@ impl Services {
                 compaction,
                 index_builder,
                 collector,
+                import_cleaner,
             })),
         })
     }
 
-    /// Starts the flush loop, compaction, the garbage collector and the index builder on
+    /// Starts the flush loop, compaction, the garbage collector, the index builder and the
+    /// cleaner of failed imports on
     /// `background` (stopped by its shutdown). A second call does nothing.
     pub(crate) fn start(&self, background: &Background) {
         let loops = self
@@ -238,6 +274,10 @@ impl Services {
         background.track(
             "index builder",
             loops.index_builder.start(background.token()),
+        );
+        background.track(
+            "import cleaner",
+            loops.import_cleaner.start(background.token()),
         );
     }
 
@@ -259,6 +299,11 @@ impl Services {
     /// ManualCompaction, GetCompactionState, GetCompactionStateWithPlans.
     pub fn compaction(&self) -> &CompactionService {
         &self.compaction
+    }
+
+    /// Import, SaveImportSegment, UnsetIsImportingState.
+    pub fn import(&self) -> &ImportService {
+        &self.import
     }
 
     /// GcControl.

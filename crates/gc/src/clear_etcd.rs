@@ -214,6 +214,8 @@ impl ClearEtcdStep {
             .collect();
         let removal = remove_in_slices(self.storage.as_ref(), &paths, self.concurrency).await;
         report.files_removed += removal.removed;
+        // Refused paths (outside GC's directories) are never deleted; they do not keep the record.
+        report.skipped += removal.refused;
         if let Some(err) = removal.first_error {
             // The record must keep naming the files until they are all gone: next run retries.
             warn!(

@@ -256,9 +256,10 @@ impl IndexGc {
 
     /// Deletes `paths`, refusing anything outside `{root}/index_files/`.
     async fn remove(&self, build_id: BuildId, paths: Vec<String>) -> StepReport {
-        let dir = self.index_files_dir();
-        let (inside, outside): (Vec<String>, Vec<String>) =
-            paths.into_iter().partition(|path| path.starts_with(&dir));
+        let dir = index_files_prefix(self.storage.root_path());
+        let (inside, outside): (Vec<String>, Vec<String>) = paths
+            .into_iter()
+            .partition(|path| crate::remove::is_below(&dir, path));
         debug_assert!(outside.is_empty(), "listed outside {dir}: {outside:?}");
         let mut report = StepReport {
             skipped: outside.len(),

@@ -10,7 +10,7 @@ use datacoord_gc::{
 };
 use datacoord_index::testing::{assert_matches_store, create_request, segment};
 use datacoord_index::{
-    BuildId, FinishedTask, IndexCatalog, IndexMeta, StaticEnv, field_index_key, segment_index_key,
+    BuildId, FinishedTask, IndexCatalog, IndexMeta, field_index_key, segment_index_key,
 };
 use datacoord_meta::testing::{Fault, FaultyKv};
 use datacoord_meta::{Catalog, Meta};
@@ -74,7 +74,7 @@ async fn create_index(meta: &IndexMeta, field: i64, name: &str) -> i64 {
     meta.create_index(
         create_request(COLL, field, name, "16", 5),
         &FakeAllocator::new(field * 1000),
-        &StaticEnv::default(),
+        &datacoord_index::testing::env_with_fields([101, 102], []),
     )
     .await
     .expect("create index")

@@ -24,6 +24,9 @@ use milvus_proto::data::{
     UpdateChannelCheckpointRequest, UpdateSegmentStatisticsRequest, WatchChannelsRequest,
     WatchChannelsResponse,
 };
+use milvus_proto::data::{
+    ImportTaskRequest, ImportTaskResponse, SaveImportSegmentRequest, UnsetIsImportingStateRequest,
+};
 use milvus_proto::index::index_coord_server::IndexCoord;
 use milvus_proto::index::{
     CreateIndexRequest, DescribeIndexRequest, DescribeIndexResponse, DropIndexRequest,
@@ -64,6 +67,7 @@ macro_rules! with_status {
 }
 
 with_status!(
+    ImportTaskResponse,
     ManualCompactionResponse,
     GetCompactionStateResponse,
     GetCompactionPlansResponse,
@@ -666,6 +670,39 @@ with_shared_rpcs! {
                 self.core
                     .compaction()
                     .and_then(|compaction| compaction.compaction_state_with_plans(id)),
+            )
+        }
+
+        async fn import(
+            &self,
+            request: Request<ImportTaskRequest>,
+        ) -> RpcResult<ImportTaskResponse> {
+            let request = request.into_inner();
+            respond(self.core.import().and_then(|import| import.import(request)))
+        }
+
+        async fn save_import_segment(
+            &self,
+            request: Request<SaveImportSegmentRequest>,
+        ) -> RpcResult<Status> {
+            let result = async {
+                self.core
+                    .import()?
+                    .save_import_segment(request.into_inner())
+                    .await
+            };
+            status_only(result.await)
+        }
+
+        async fn unset_is_importing_state(
+            &self,
+            request: Request<UnsetIsImportingStateRequest>,
+        ) -> RpcResult<Status> {
+            let request = request.into_inner();
+            status_only(
+                self.core
+                    .unset_is_importing_state(&request.segment_ids)
+                    .await,
             )
         }
 

@@ -27,6 +27,9 @@ pub enum IndexError {
     /// CreateIndex: the field already has an index under another name.
     #[error("CreateIndex failed: creating multiple indexes on same field is not supported")]
     FieldAlreadyIndexed,
+    /// CreateIndex: the field, index type or a build parameter is not valid (params.rs).
+    #[error("invalid parameter: {0}")]
+    InvalidParameter(String),
     /// No segment-index record with this build ID.
     #[error("segment index not found: build {0}")]
     BuildNotFound(BuildId),
@@ -57,6 +60,7 @@ impl IndexError {
             Self::Duplicate(_) => ErrorCode::INDEX_DUPLICATE,
             Self::NotSupported(_) => ErrorCode::INDEX_NOT_SUPPORTED,
             Self::DistinctIndexExists | Self::FieldAlreadyIndexed => ErrorCode::UNEXPECTED,
+            Self::InvalidParameter(_) => ErrorCode::PARAMETER_INVALID,
             Self::BuildNotFound(_) | Self::Corrupt { .. } | Self::Internal(_) => {
                 ErrorCode::SERVICE_INTERNAL
             }
@@ -81,6 +85,9 @@ impl From<IndexError> for MilvusError {
             // 2.3.5 returns these as plain errors: code 65535 with the text.
             IndexError::DistinctIndexExists | IndexError::FieldAlreadyIndexed => {
                 MilvusError::unexpected(&err)
+            }
+            IndexError::InvalidParameter(reason) => {
+                MilvusError::new(ErrorCode::PARAMETER_INVALID).with_desc(reason)
             }
             IndexError::Peer(peer) => peer,
             IndexError::Kv(kv) => kv.into(),

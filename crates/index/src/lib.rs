@@ -9,6 +9,7 @@ mod catalog;
 mod error;
 mod meta;
 mod model;
+mod params;
 mod service;
 mod stats;
 

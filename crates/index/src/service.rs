@@ -50,8 +50,8 @@ impl SegmentSource for datacoord_meta::Meta {
 /// What CreateIndex asks of the rest of the coordinator.
 #[async_trait]
 pub trait CreateIndexEnv: Send + Sync {
-    /// The collection's schema (RootCoord `DescribeCollectionInternal`); only called when the
-    /// request has no index name and the field has no index yet.
+    /// The collection's schema (RootCoord `DescribeCollectionInternal`), to check the request
+    /// against (and to name an unnamed index after its field).
     async fn collection_schema(&self, coll: CollectionId) -> MilvusResult<CollectionSchema>;
     /// Whether some IndexNode reports `enable_disk`; only called for a new DISKANN index.
     async fn disk_index_supported(&self) -> bool;
@@ -114,15 +114,22 @@ impl IndexMeta {
         allocator: &dyn Allocator,
         env: &dyn CreateIndexEnv,
     ) -> IndexResult<IndexId> {
+        if req.collection_id <= 0 {
+            return Err(IndexError::InvalidParameter(format!(
+                "collection ID {}",
+                req.collection_id
+            )));
+        }
+        // Checked before anything is stored: an accepted index becomes IndexNode jobs.
+        let schema = env
+            .collection_schema(req.collection_id)
+            .await
+            .map_err(IndexError::Peer)?;
+        crate::params::check_create_index(&req, &schema)?;
         if req.index_name.is_empty() {
             let on_field = self.live_field_indexes(req.collection_id, req.field_id, "");
             match on_field.as_slice() {
                 [] => {
-                    let schema = env
-                        .collection_schema(req.collection_id)
-                        .await
-                        .map_err(IndexError::Peer)?;
-                    // An unknown field leaves the name empty, as 2.3.5 does.
                     if let Some(field) = schema.fields.iter().find(|f| f.field_id == req.field_id) {
                         req.index_name = field.name.clone();
                     }

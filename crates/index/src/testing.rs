@@ -184,3 +184,37 @@ fn parse_index_key(key: &str) -> (CollectionId, i64) {
         id.parse().expect("index ID"),
     )
 }
+
+/// A [`StaticEnv`](crate::StaticEnv) whose schema (for any collection) has a dim-8 float-vector
+/// field for each of `vectors` and an Int64 field for each of `scalars`, so CreateIndex
+/// requests built by [`create_request`] pass the parameter checks.
+pub fn env_with_fields(
+    vectors: impl IntoIterator<Item = i64>,
+    scalars: impl IntoIterator<Item = i64>,
+) -> crate::StaticEnv {
+    use milvus_proto::schema::{CollectionSchema, DataType, FieldSchema};
+    let field = |field_id: i64, data_type: DataType, type_params| FieldSchema {
+        field_id,
+        name: format!("f{field_id}"),
+        data_type: data_type as i32,
+        type_params,
+        ..FieldSchema::default()
+    };
+    let mut fields: Vec<FieldSchema> = vectors
+        .into_iter()
+        .map(|id| field(id, DataType::FloatVector, pairs(&[("dim", "8")])))
+        .collect();
+    fields.extend(
+        scalars
+            .into_iter()
+            .map(|id| field(id, DataType::Int64, Vec::new())),
+    );
+    crate::StaticEnv {
+        schema: CollectionSchema {
+            name: "c".into(),
+            fields,
+            ..CollectionSchema::default()
+        },
+        disk_index_supported: false,
+    }
+}

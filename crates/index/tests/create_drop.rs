@@ -9,7 +9,7 @@ use datacoord_index::{IndexCatalog, IndexError, IndexMeta, StaticEnv, field_inde
 use milvus_metastore::MetaKv;
 use milvus_proto::common::Status;
 use milvus_proto::index::{DropIndexRequest, FieldIndex};
-use milvus_proto::schema::{CollectionSchema, FieldSchema};
+use milvus_proto::schema::{CollectionSchema, DataType, FieldSchema};
 use milvus_rootcoord_client::FakeAllocator;
 use milvus_types::MilvusError;
 use prost::Message;
@@ -18,22 +18,19 @@ const COLL: i64 = 10;
 const VEC: i64 = 101;
 const TAG: i64 = 102;
 
+/// Two float-vector fields of dim 8 (the requests of `create_request` fit both).
 fn env() -> StaticEnv {
+    let vector = |field_id, name: &str| FieldSchema {
+        field_id,
+        name: name.into(),
+        data_type: DataType::FloatVector as i32,
+        type_params: pairs(&[("dim", "8")]),
+        ..FieldSchema::default()
+    };
     StaticEnv {
         schema: CollectionSchema {
             name: "c".into(),
-            fields: vec![
-                FieldSchema {
-                    field_id: VEC,
-                    name: "embeddings".into(),
-                    ..FieldSchema::default()
-                },
-                FieldSchema {
-                    field_id: TAG,
-                    name: "tag".into(),
-                    ..FieldSchema::default()
-                },
-            ],
+            fields: vec![vector(VEC, "embeddings"), vector(TAG, "tag")],
             ..CollectionSchema::default()
         },
         disk_index_supported: false,
@@ -195,12 +192,22 @@ async fn empty_name_resolves_from_schema_or_existing_index(kv: Arc<dyn MetaKv>) 
         .await
         .expect("again");
     assert_eq!(again, id);
-    // Unknown field: the name stays empty.
-    let unknown = meta
+    // Unknown field: refused (2.3.5 stores an index with an empty name that never builds).
+    let err = meta
         .create_index(create_request(COLL, 999, "", "16", 3), &alloc, &env())
         .await
-        .expect("unknown field");
-    assert_eq!(meta.index(COLL, unknown).expect("index").index_name, "");
+        .expect_err("unknown field");
+    assert_eq!(status(err).code, 1100);
+    // Parameters the IndexNode cannot build with are refused before anything is stored.
+    let live = meta.live_indexes(COLL, "").len();
+    for nlist in ["abc", "-1", "1000000000"] {
+        let err = meta
+            .create_index(create_request(COLL, TAG, "bad", nlist, 4), &alloc, &env())
+            .await
+            .expect_err(nlist);
+        assert_eq!(status(err).code, 1100, "nlist {nlist}");
+    }
+    assert_eq!(meta.live_indexes(COLL, "").len(), live);
     assert_matches_store(&meta).await;
 }
 

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use datacoord_index::testing::{FakeSegments, create_request, segment};
-use datacoord_index::{FinishedTask, IndexCatalog, IndexError, IndexMeta, StaticEnv};
+use datacoord_index::testing::{FakeSegments, create_request, env_with_fields, segment};
+use datacoord_index::{FinishedTask, IndexCatalog, IndexError, IndexMeta};
 use milvus_metastore::{MemoryKv, MetaKv};
 use milvus_proto::common::{IndexState, SegmentState};
 use milvus_proto::index::{
@@ -31,7 +31,7 @@ async fn fixture() -> Fixture {
         .create_index(
             create_request(COLL, 101, "vec", "16", CREATED),
             &alloc,
-            &StaticEnv::default(),
+            &env_with_fields([101, 102], []),
         )
         .await
         .expect("create");
@@ -271,7 +271,7 @@ async fn duplicates_need_one_name() {
         .create_index(
             create_request(COLL, 102, "tag", "16", CREATED),
             &f.alloc,
-            &StaticEnv::default(),
+            &env_with_fields([101, 102], []),
         )
         .await
         .expect("second");

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use datacoord_index::testing::{assert_matches_store, create_request, segment};
-use datacoord_index::{FinishedTask, IndexCatalog, IndexError, IndexMeta, StaticEnv};
+use datacoord_index::testing::{assert_matches_store, create_request, env_with_fields, segment};
+use datacoord_index::{FinishedTask, IndexCatalog, IndexError, IndexMeta};
 use datacoord_meta::testing::{Fault, FaultyKv};
 use milvus_metastore::{MemoryKv, MetaKv};
 use milvus_proto::common::{IndexState, SegmentState};
@@ -27,7 +27,7 @@ async fn builder_lifecycle(kv: Arc<dyn MetaKv>) {
         .create_index(
             create_request(COLL, 101, "vec", "16", 5),
             &alloc,
-            &StaticEnv::default(),
+            &env_with_fields(100..400, []),
         )
         .await
         .expect("create");
@@ -118,7 +118,7 @@ async fn many_indexes(kv: Arc<dyn MetaKv>, count: i64) -> (IndexMeta, Vec<i64>) 
             .create_index(
                 create_request(COLL, 100 + field, &format!("i{field}"), "16", 1),
                 &alloc,
-                &StaticEnv::default(),
+                &env_with_fields(100..400, []),
             )
             .await
             .expect("create");

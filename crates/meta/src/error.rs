@@ -40,6 +40,14 @@ pub enum MetaError {
         /// Stats logs of the first stats field.
         statslogs: usize,
     },
+    /// A channel name that is not a DML vchannel of its collection (or not a physical channel).
+    #[error("invalid channel {channel:?}: {reason}")]
+    InvalidChannel {
+        /// The name as received (cut to 255 characters).
+        channel: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A channel checkpoint without a position or message ID.
     #[error("channel checkpoint of {0} has no message ID")]
     InvalidCheckpoint(String),
@@ -66,6 +74,7 @@ impl MetaError {
             Self::SegmentNotFound(_) => ErrorCode::SEGMENT_NOT_FOUND,
             Self::InvalidBinlog { .. }
             | Self::BinlogCountMismatch { .. }
+            | Self::InvalidChannel { .. }
             | Self::InvalidCheckpoint(_) => ErrorCode::PARAMETER_INVALID,
             Self::Kv(err) => err.code(),
             Self::Corrupt { .. } | Self::Internal(_) => ErrorCode::SERVICE_INTERNAL,
@@ -81,6 +90,7 @@ impl From<MetaError> for MilvusError {
             MetaError::Corrupt { .. } | MetaError::Internal(_) => MilvusError::internal(&err),
             MetaError::InvalidBinlog { .. }
             | MetaError::BinlogCountMismatch { .. }
+            | MetaError::InvalidChannel { .. }
             | MetaError::InvalidCheckpoint(_) => {
                 MilvusError::new(ErrorCode::PARAMETER_INVALID).with_desc(&err)
             }

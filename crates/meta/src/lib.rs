@@ -19,6 +19,7 @@ mod logs;
 mod merge;
 mod meta;
 mod segment_writes;
+mod validate;
 
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -38,3 +39,4 @@ pub use logs::{
 };
 pub use meta::Meta;
 pub use segment_writes::{BinlogUpdate, DroppedSegment};
+pub use validate::{LogOwner, check_pchannel_name, check_reported_logs, check_vchannel};

@@ -389,6 +389,14 @@ impl Meta {
             .await
     }
 
+    /// UnsetIsImporting (FACTS-index-compaction-gc §4 step 5): clears `is_importing` of a healthy
+    /// segment and persists it (`num_of_rows` := insert-log row count, as every AlterSegments).
+    /// Unknown → [`MetaError::SegmentNotFound`]; unhealthy or not importing → Ok, unchanged.
+    pub async fn unset_is_importing(&self, id: SegmentId) -> MetaResult<()> {
+        self.run(move |shared| async move { shared.unset_is_importing(id).await })
+            .await
+    }
+
     /// SaveBinlogPaths' meta update (FACTS E.12 step 5). Unknown or None/NotExist segment →
     /// [`MetaError::SegmentNotFound`]; a Dropped segment → Ok, unchanged.
     pub async fn save_binlog_paths(&self, update: BinlogUpdate) -> MetaResult<()> {

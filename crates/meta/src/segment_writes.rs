@@ -197,6 +197,44 @@ impl Shared {
         Ok(())
     }
 
+    pub(crate) async fn unset_is_importing(&self, id: SegmentId) -> MetaResult<()> {
+        let (current, inline) = {
+            let index = self.read();
+            (index.get(id), index.has_inline_logs(id))
+        };
+        let Some(current) = current else {
+            return Err(MetaError::SegmentNotFound(id));
+        };
+        if !current.is_importing {
+            return Ok(());
+        }
+        // 2.3.5 persists only healthy segments and clears the flag of the others in memory
+        // alone; memory equals the store here, so an unhealthy one keeps its flag.
+        if !is_healthy(current.state()) {
+            tracing::debug!(segment_id = id, state = ?current.state(), "segment not healthy; is_importing kept");
+            return Ok(());
+        }
+        let mut seg = SegmentInfo::clone(&current);
+        seg.is_importing = false;
+        if inline {
+            make_logs_canonical(&mut seg);
+        }
+        seg.num_of_rows = binlog_row_count(&seg);
+        let plan = WritePlan {
+            log_saves: if inline {
+                Catalog::log_records(&seg)
+            } else {
+                Vec::new()
+            },
+            segment_saves: vec![Catalog::segment_record(&seg)],
+        };
+        self.persist(plan, &[key_of(&seg)]).await?;
+        tracing::info!(segment_id = id, state = ?seg.state(), "segment is_importing unset");
+        let written: &[SegmentId] = if inline { &[id] } else { &[] };
+        self.apply_segments(vec![seg], written);
+        Ok(())
+    }
+
     pub(crate) async fn save_binlog_paths(&self, update: BinlogUpdate) -> MetaResult<()> {
         let id = update.segment_id;
         let Some(current) = self.read().get(id) else {

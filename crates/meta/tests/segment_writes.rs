@@ -124,6 +124,28 @@ async fn add_segment_stores_logid_form(kv: Arc<dyn MetaKv>) {
     assert_matches_store(&meta).await;
 }
 
+async fn unset_is_importing_persists_healthy_segments(kv: Arc<dyn MetaKv>) {
+    let meta = open(&kv).await;
+    let err = meta.unset_is_importing(9).await.expect_err("unknown");
+    assert!(matches!(err, MetaError::SegmentNotFound(9)));
+
+    let mut imported = flushed_with_logs(1, "ch", 100, 2);
+    imported.is_importing = true;
+    meta.add_segment(imported).await.expect("add");
+    meta.unset_is_importing(1).await.expect("unset");
+    assert!(!meta.segment(1).expect("seg").is_importing);
+    assert!(!stored_segment(&kv, 1).await.expect("record").is_importing);
+
+    // An unhealthy segment is left as stored (2.3.5 clears its flag in memory only).
+    let mut dropped = segment(2, COLL, PART, "ch", SegmentState::Dropped);
+    dropped.is_importing = true;
+    meta.add_segment(dropped).await.expect("add dropped");
+    meta.unset_is_importing(2).await.expect("unset dropped");
+    assert!(meta.segment(2).expect("seg").is_importing);
+    assert!(stored_segment(&kv, 2).await.expect("record").is_importing);
+    assert_matches_store(&meta).await;
+}
+
 async fn set_state_edge_cases(kv: Arc<dyn MetaKv>) {
     let meta = open(&kv).await;
     let err = meta
@@ -567,6 +589,7 @@ macro_rules! all_cases {
             $factory;
             add_segment_stores_logid_form,
             set_state_edge_cases,
+            unset_is_importing_persists_healthy_segments,
             save_binlog_paths_merges,
             save_binlog_paths_refusals,
             save_binlog_paths_importing,

@@ -109,16 +109,22 @@ pub struct SegmentManager {
 }
 
 impl SegmentManager {
-    /// Manages every Growing and Sealed segment of the store (Importing ones are left alone). If
-    /// there is any, a fresh timestamp (retried `alloc_latest_expire_attempt` times, 200 ms backoff
-    /// doubling to 3 s) moves their last expiry to `ts + assignment_expiration`, so allocations a
-    /// proxy got from the previous DataCoord are still honoured.
+    /// Manages every Growing, Sealed and Importing segment of the store. If there is any, a fresh
+    /// timestamp (retried `alloc_latest_expire_attempt` times, 200 ms backoff doubling to 3 s)
+    /// moves their last expiry to `ts + assignment_expiration` (`ts + import_task_expiration` for
+    /// Importing ones), so allocations a proxy or an import task got from the previous DataCoord
+    /// are still honoured. Deliberate fix: 2.3.5 leaves Importing segments out, so after a
+    /// restart they are never flushed or dropped as stale.
     pub async fn new(
         store: Arc<dyn SegmentStore>,
         allocator: Arc<dyn Allocator>,
         config: SegmentConfig,
     ) -> MilvusResult<Self> {
-        let mut reloaded = store.segments_in_states(&[SegmentState::Growing, SegmentState::Sealed]);
+        let mut reloaded = store.segments_in_states(&[
+            SegmentState::Growing,
+            SegmentState::Sealed,
+            SegmentState::Importing,
+        ]);
         reloaded.sort_by_key(|seg| seg.id);
         let now = config.clock.now();
         let mut managed = Managed::default();
@@ -131,8 +137,16 @@ impl SegmentManager {
             let ts =
                 alloc_startup_ts(allocator.as_ref(), config.alloc_latest_expire_attempt).await?;
             let guard = ts_after(ts, config.assignment_expiration);
+            // A live import keeps its segment for a whole import lifetime after the restart; a
+            // dead one is dropped as stale once that passes.
+            let import_guard = ts_after(ts, config.import_task_expiration);
             for seg in &reloaded {
                 let runtime = managed.runtime.get_mut(&seg.id).expect("just inserted");
+                let guard = if state_of(seg) == SegmentState::Importing {
+                    import_guard
+                } else {
+                    guard
+                };
                 // Sealed ones too: our store does not persist the in-memory expiry at seal time,
                 // so the stored value may be 0; never lower what is stored.
                 runtime.last_expire = runtime.last_expire.max(guard);
@@ -140,7 +154,8 @@ impl SegmentManager {
             info!(
                 segments = reloaded.len(),
                 last_expire = guard,
-                "segment manager reloaded growing and sealed segments"
+                import_last_expire = import_guard,
+                "segment manager reloaded growing, sealed and importing segments"
             );
         }
         Ok(Self {
@@ -243,6 +258,9 @@ impl SegmentManager {
             ..Default::default()
         };
         let segment_id = self.open_segment(template, rows, expire_time).await?;
+        if let Some(runtime) = self.lock_state().runtime.get_mut(&segment_id) {
+            runtime.import_task = Some(task_id);
+        }
         info!(
             collection_id,
             partition_id, channel, segment_id, task_id, rows, "import segment allocated"
@@ -445,6 +463,34 @@ impl SegmentManager {
                 runtime.last_written_time = Some(now);
             }
         }
+    }
+
+    /// Whether any managed segment is Importing.
+    pub fn has_importing(&self) -> bool {
+        let state = self.lock_state();
+        state.runtime.keys().any(|id| {
+            healthy_segment(self.store.as_ref(), *id)
+                .is_some_and(|seg| state_of(&seg) == SegmentState::Importing)
+        })
+    }
+
+    /// A failed import task: its Importing segments (allocated for `task_id`, or listed in
+    /// `segments`) lose their allocations, so the channel's next time tick drops them as stale
+    /// imports. Returns the segments expired.
+    pub fn abandon_import(&self, task_id: i64, segments: &[SegmentId]) -> Vec<SegmentId> {
+        let mut state = self.lock_state();
+        let mut expired = Vec::new();
+        for (id, runtime) in state.runtime.iter_mut() {
+            let ours = runtime.import_task == Some(task_id) || segments.contains(id);
+            let importing = healthy_segment(self.store.as_ref(), *id)
+                .is_some_and(|seg| state_of(&seg) == SegmentState::Importing);
+            if ours && importing && runtime.last_expire > 0 {
+                runtime.reservations.clear();
+                runtime.last_expire = 0;
+                expired.push(*id);
+            }
+        }
+        expired
     }
 
     /// The datanode-reported row count of a managed segment.

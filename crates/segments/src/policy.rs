@@ -32,6 +32,9 @@ pub(crate) struct Runtime {
     pub last_flush_time: SystemTime,
     /// When `curr_rows` last grew; `None` = never (counts as idle forever).
     pub last_written_time: Option<SystemTime>,
+    /// The import task an Importing segment was allocated for (memory only: unknown after a
+    /// restart, when only RootCoord's record of the task names its saved segments).
+    pub import_task: Option<i64>,
 }
 
 impl Runtime {
@@ -47,6 +50,7 @@ impl Runtime {
             // Eligible for a flush request at once.
             last_flush_time: now.checked_sub(FLUSH_INTERVAL).unwrap_or(UNIX_EPOCH),
             last_written_time,
+            import_task: None,
         }
     }
 

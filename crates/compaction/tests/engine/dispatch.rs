@@ -147,6 +147,7 @@ async fn plans_with_ineligible_segments_are_refused_before_anything_is_written()
     for id in 1..=6 {
         env.add_segment(id, 100, 1).await;
     }
+    env.add_segment(7, 100, 0).await;
     env.meta
         .set_state(2, SegmentState::Flushing)
         .await
@@ -164,6 +165,7 @@ async fn plans_with_ineligible_segments_are_refused_before_anything_is_written()
         (env.plan(1005, &[1, 3]), "Dropped"),
         (env.plan(1006, &[1, 6]), "being compacted"),
         (env.plan(1007, &[1, 1]), "listed twice"),
+        (env.plan(1010, &[1, 7]), "no insert binlogs"),
         (other_channel, "on channel"),
         (env.plan(1001, &[4]), "already a task"),
     ];

@@ -11,7 +11,7 @@ use datacoord_compaction::{
     compacted_segment_size_opts,
 };
 use datacoord_index::testing::{create_request, pairs};
-use datacoord_index::{FinishedTask, IndexCatalog, IndexMeta, StaticEnv};
+use datacoord_index::{FinishedTask, IndexCatalog, IndexMeta};
 use datacoord_meta::testing::{FaultyKv, segment, sent_logs};
 use datacoord_meta::{BinlogUpdate, Catalog, LogKind, Meta, with_full_paths};
 use milvus_config::DataCoordConfig;
@@ -322,7 +322,7 @@ impl Env {
                 .create_index(
                     create_request(COLL, VECTOR, "vec", "16", 5),
                     &*self.alloc,
-                    &StaticEnv::default(),
+                    &datacoord_index::testing::env_with_fields([VECTOR], []),
                 )
                 .await
                 .expect("create index"),

@@ -1,12 +1,16 @@
 //! [`FakeDataNodes`]: in-memory DataNodes that record every call and fail, hang or lack
-//! FlushChannels on demand.
+//! FlushChannels on demand; Import answers at once (or is held), AddImportSegment answers a
+//! channel position.
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use milvus_proto::common::Status;
-use milvus_proto::data::{FlushChannelsRequest, FlushSegmentsRequest};
+use milvus_proto::data::{
+    AddImportSegmentRequest, AddImportSegmentResponse, FlushChannelsRequest, FlushSegmentsRequest,
+    ImportTaskRequest,
+};
 use milvus_proto::milvus::{ComponentInfo, ComponentStates, GetMetricsRequest, GetMetricsResponse};
 use milvus_types::{ErrorCode, MilvusError, MilvusResult, NodeId, StateCode};
 
@@ -20,6 +24,7 @@ struct FakeNode {
     no_flush_channels: bool,
     fail_flush_segments: usize,
     fail_flush_channels: usize,
+    fail_add_import_segment: usize,
     metrics: String,
 }
 
@@ -31,6 +36,7 @@ impl Default for FakeNode {
             no_flush_channels: false,
             fail_flush_segments: 0,
             fail_flush_channels: 0,
+            fail_add_import_segment: 0,
             metrics: String::new(),
         }
     }
@@ -41,6 +47,11 @@ struct Cluster {
     nodes: BTreeMap<NodeId, FakeNode>,
     flush_segments: Vec<(NodeId, FlushSegmentsRequest)>,
     flush_channels: Vec<(NodeId, FlushChannelsRequest)>,
+    imports: Vec<(NodeId, ImportTaskRequest)>,
+    add_import_segments: Vec<(NodeId, AddImportSegmentRequest)>,
+    /// Import calls wait until this is set back to `false` (or the caller gives up).
+    hold_imports: bool,
+    channel_pos: Vec<u8>,
 }
 
 /// In-memory DataNodes. A registered node accepts every call and answers success unless told
@@ -48,6 +59,8 @@ struct Cluster {
 #[derive(Debug, Default)]
 pub struct FakeDataNodes {
     cluster: Mutex<Cluster>,
+    /// Wakes held Import calls.
+    imports_released: tokio::sync::Notify,
 }
 
 fn injected() -> Status {
@@ -123,6 +136,34 @@ impl FakeDataNodes {
     /// The JSON the node answers GetMetrics with.
     pub fn set_metrics(&self, node: NodeId, json: &str) {
         self.with_node(node, |held| held.metrics = json.to_string());
+    }
+
+    /// The next `count` AddImportSegment calls to `node` answer a failure status.
+    pub fn fail_next_add_import_segment(&self, node: NodeId, count: usize) {
+        self.with_node(node, |held| held.fail_add_import_segment = count);
+    }
+
+    /// Import calls (to any node) do not answer while `hold` is set.
+    pub fn hold_imports(&self, hold: bool) {
+        self.lock().hold_imports = hold;
+        if !hold {
+            self.imports_released.notify_waiters();
+        }
+    }
+
+    /// The channel position AddImportSegment answers.
+    pub fn set_channel_pos(&self, pos: &[u8]) {
+        self.lock().channel_pos = pos.to_vec();
+    }
+
+    /// Every Import call that reached a registered node, in order.
+    pub fn import_calls(&self) -> Vec<(NodeId, ImportTaskRequest)> {
+        self.lock().imports.clone()
+    }
+
+    /// Every AddImportSegment call that reached a registered node, in order (failed ones too).
+    pub fn add_import_segment_calls(&self) -> Vec<(NodeId, AddImportSegmentRequest)> {
+        self.lock().add_import_segments.clone()
     }
 
     /// Every FlushSegments call that reached a registered node, in order (failed ones too).
@@ -212,6 +253,44 @@ impl DataNodes for FakeDataNodes {
             status: Some(Status::default()),
             response: held.metrics.clone(),
             component_name: format!("datanode{node}"),
+        })
+    }
+
+    async fn import(&self, node: NodeId, req: ImportTaskRequest) -> MilvusResult<Status> {
+        self.reach(node).await?;
+        self.lock().imports.push((node, req));
+        loop {
+            let released = self.imports_released.notified();
+            if !self.lock().hold_imports {
+                break;
+            }
+            released.await;
+        }
+        Ok(Status::default())
+    }
+
+    async fn add_import_segment(
+        &self,
+        node: NodeId,
+        req: AddImportSegmentRequest,
+    ) -> MilvusResult<AddImportSegmentResponse> {
+        self.reach(node).await?;
+        let mut cluster = self.lock();
+        cluster.add_import_segments.push((node, req));
+        let channel_pos = cluster.channel_pos.clone();
+        let held = cluster
+            .nodes
+            .get_mut(&node)
+            .ok_or_else(|| not_registered(node))?;
+        if take_failure(&mut held.fail_add_import_segment) {
+            return Ok(AddImportSegmentResponse {
+                status: Some(injected()),
+                channel_pos: Vec::new(),
+            });
+        }
+        Ok(AddImportSegmentResponse {
+            status: Some(Status::default()),
+            channel_pos,
         })
     }
 

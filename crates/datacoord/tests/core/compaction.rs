@@ -187,3 +187,20 @@ async fn compaction_disabled_answers_service_unavailable() {
     assert_eq!(err.code(), milvus_types::ErrorCode::SERVICE_UNAVAILABLE);
     assert!(core.compaction().compaction_state(0).is_err());
 }
+
+#[tokio::test]
+async fn manual_compaction_needs_a_real_collection_id() {
+    let core = support::core().await;
+    for collection_id in [0, -1, i64::MIN] {
+        let err = core
+            .compaction()
+            .manual_compaction(collection_id)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.code(),
+            milvus_types::ErrorCode::PARAMETER_INVALID,
+            "{collection_id}: {err}"
+        );
+    }
+}

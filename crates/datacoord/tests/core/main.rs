@@ -3,6 +3,7 @@
 
 mod compaction;
 mod datapath;
+mod import;
 mod indexes;
 mod queries;
 mod support;

@@ -170,6 +170,7 @@ async fn compacted_core(min_rows_to_index: i64) -> TestCore {
         .watch_channels(WatchChannelsRequest {
             collection_id: COLLECTION,
             channel_names: vec![CHANNEL.to_string()],
+            schema: Some(support::schema()),
             ..Default::default()
         })
         .await

@@ -28,6 +28,7 @@ macro_rules! segment_cases {
             only_binlog_shaped_objects_under_the_three_prefixes_are_judged,
             pending_compaction_keeps_its_partition,
             legacy_full_paths_are_compared_as_paths,
+            paths_outside_gc_directories_are_never_deleted,
             storage_failures_are_counted_and_retried,
             rules_hold_on_s3_keys,
             gc_under_concurrent_writes_never_loses_a_referenced_file,

@@ -240,3 +240,55 @@ pub async fn rules_hold_on_s3_keys(kv: Arc<dyn MetaKv>) {
     assert!(env.none_exist(&orphans).await);
     assert_eq!(report.files_removed, 3);
 }
+
+/// Defence in depth: a Dropped record whose inline log paths leave GC's directories (a legacy
+/// record, or one a hostile SaveBinlogPaths got past an older DataCoord) has its own files
+/// deleted and its record removed, but nothing outside `insert_log/`, `stats_log/`,
+/// `delta_log/` and `index_files/` is touched.
+pub async fn paths_outside_gc_directories_are_never_deleted(kv: Arc<dyn MetaKv>) {
+    let fx = StorageFixture::local().await.expect("temp dir");
+    let root = fx.root().to_string();
+    let own = stats_log_path(&root, COLL, PART, 6, 100, 77);
+    let hostile = [
+        format!("{root}/insert_log/../keep/1"),
+        format!("{root}/keep/insert_log/{COLL}/{PART}/6/100/2"),
+        format!("{root}/stats_log/{COLL}/./{PART}/6/100/3"),
+    ];
+    let mut legacy = dropped(
+        datacoord_meta::testing::segment(6, COLL, PART, CHANNEL, SegmentState::Dropped),
+        0,
+    );
+    legacy.statslogs = vec![FieldBinlog {
+        field_id: 100,
+        binlogs: [own.clone()]
+            .iter()
+            .chain(&hostile)
+            .map(|path| Binlog {
+                log_path: path.clone(),
+                entries_num: 1,
+                ..Binlog::default()
+            })
+            .collect(),
+    }];
+    kv.save(
+        &datacoord_meta::segment_key(COLL, PART, 6),
+        Bytes::from(legacy.encode_to_vec()),
+    )
+    .await
+    .expect("legacy record");
+    let env = Env::new(kv, fx, config()).await;
+    let files: Vec<String> = [own.clone()].into_iter().chain(hostile.clone()).collect();
+    env.fx.write_all(&files).await;
+
+    let report = env.run_clear_etcd().await;
+
+    assert!(
+        !env.exists(&own).await,
+        "the segment's own file is collected"
+    );
+    for path in &hostile {
+        assert!(env.exists(path).await, "{path} deleted by GC");
+    }
+    assert_eq!(report.skipped, hostile.len(), "{report:?}");
+    assert!(env.meta.segment(6).is_none(), "record removed");
+}

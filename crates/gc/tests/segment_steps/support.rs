@@ -11,7 +11,7 @@ use datacoord_gc::{
     Stage, StepReport,
 };
 use datacoord_index::testing::create_request;
-use datacoord_index::{FinishedTask, IndexCatalog, IndexMeta, StaticEnv};
+use datacoord_index::{FinishedTask, IndexCatalog, IndexMeta};
 use datacoord_meta::testing::flushed_segment;
 use datacoord_meta::{Catalog, Meta, with_full_paths};
 use milvus_config::DataCoordConfig;
@@ -207,12 +207,17 @@ impl Env {
 
     /// A live index on `field` of [`COLL`]; returns its ID.
     pub async fn create_index(&self, field: i64) -> i64 {
+        let mut request = create_request(COLL, field, &format!("index_{field}"), "16", 5);
+        if field == SCALAR_FIELD {
+            request.type_params.clear();
+            request.index_params = datacoord_index::testing::pairs(&[("index_type", "STL_SORT")]);
+        }
+        let env = datacoord_index::testing::env_with_fields(
+            [VECTOR_FIELD, VECTOR_FIELD + 2],
+            [SCALAR_FIELD],
+        );
         self.index_meta
-            .create_index(
-                create_request(COLL, field, &format!("index_{field}"), "16", 5),
-                &FakeAllocator::new(field * 1000),
-                &StaticEnv::default(),
-            )
+            .create_index(request, &FakeAllocator::new(field * 1000), &env)
             .await
             .expect("create index")
     }

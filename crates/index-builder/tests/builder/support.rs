@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use datacoord_index::testing::{create_request, pairs};
-use datacoord_index::{BuildId, IndexCatalog, IndexMeta, SegmentIndex, StaticEnv};
+use datacoord_index::{BuildId, IndexCatalog, IndexMeta, SegmentIndex};
 use datacoord_index_builder::testing::FakeIndexNodes;
 use datacoord_index_builder::{BuilderConfig, IndexBuilder};
 use datacoord_meta::testing::{segment, sent_logs};
@@ -105,8 +105,21 @@ impl Env {
             ("metric_type", "L2"),
             ("nlist", "16"),
         ]);
+        if index_type == "HNSW" {
+            // HNSW's build parameters (CreateIndex checks them).
+            req.index_params = pairs(&[
+                ("index_type", index_type),
+                ("metric_type", "L2"),
+                ("M", "8"),
+                ("efConstruction", "64"),
+            ]);
+        }
         self.index_meta
-            .create_index(req, &*self.alloc, &StaticEnv::default())
+            .create_index(
+                req,
+                &*self.alloc,
+                &datacoord_index::testing::env_with_fields([VECTOR_FIELD], [100]),
+            )
             .await
             .expect("create index")
     }

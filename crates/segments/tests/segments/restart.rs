@@ -28,7 +28,7 @@ async fn growing_and_sealed_segments_are_managed_with_a_fresh_expiry_guard() {
         |_| {},
     )
     .await;
-    assert_eq!(h.manager.managed_segments(), vec![10, 11, 12]);
+    assert_eq!(h.manager.managed_segments(), vec![10, 11, 12, 13]);
     let guard = ts(T0 + 2000);
     assert_eq!(h.manager.runtime(10).unwrap().last_expire, guard);
     assert_eq!(
@@ -37,6 +37,11 @@ async fn growing_and_sealed_segments_are_managed_with_a_fresh_expiry_guard() {
         "never lowered"
     );
     assert_eq!(h.manager.runtime(12).unwrap().last_expire, guard);
+    assert_eq!(
+        h.manager.runtime(13).unwrap().last_expire,
+        ts(T0 + 900_000),
+        "an Importing segment gets a whole import lifetime"
+    );
     assert_eq!(h.manager.curr_rows(10), Some(7));
     assert_eq!(h.manager.runtime(10).unwrap().allocated_rows, 0);
 }
@@ -70,6 +75,45 @@ async fn reloaded_growing_segment_is_not_idle_sealed_on_the_first_tick() {
         .advance(Duration::from_secs(600) + Duration::from_millis(1));
     h.manager.flushable_on_tick(CH, ts(T0 + 200)).await.unwrap();
     assert_eq!(h.state(10), SegmentState::Sealed);
+}
+
+/// Deliberate fix (2.3.5 does not reload Importing segments, so after a restart a dead import's
+/// segments stay Importing forever and a live import's sealed segments are never flushed).
+#[tokio::test]
+async fn a_reloaded_importing_segment_is_dropped_once_a_whole_import_lifetime_passed() {
+    let h = harness_with(vec![stored_segment(13, SegmentState::Importing, 0)], |_| {}).await;
+    let guard_ms = T0 + 900_000;
+    h.manager.flushable_on_tick(CH, ts(guard_ms)).await.unwrap();
+    assert_eq!(
+        h.state(13),
+        SegmentState::Importing,
+        "a live import may still finish"
+    );
+    h.manager
+        .flushable_on_tick(CH, ts(guard_ms) + 1)
+        .await
+        .unwrap();
+    assert_eq!(h.state(13), SegmentState::Dropped);
+    assert!(h.manager.managed_segments().is_empty());
+}
+
+#[tokio::test]
+async fn a_reloaded_importing_segment_sealed_by_import_flush_is_flushed() {
+    let mut imported = stored_segment(13, SegmentState::Importing, 30);
+    imported.is_importing = true;
+    let h = harness_with(vec![imported], |_| {}).await;
+    assert_eq!(
+        h.manager
+            .seal_all_segments(COLL, &[13], true)
+            .await
+            .unwrap(),
+        vec![13]
+    );
+    assert_eq!(
+        h.manager.flushable_on_tick(CH, ts(T0 + 10)).await.unwrap(),
+        vec![13],
+        "an importing segment does not wait for its allocation to expire"
+    );
 }
 
 #[tokio::test]
