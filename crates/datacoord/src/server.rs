@@ -319,23 +319,34 @@ impl Server {
         Ok(())
     }
 
-    /// Watches the datacoord session; on loss the owner is told to stop us and exit non-zero
-    /// (TriggerKill). Stopping is the owner's job: this task is one of those `stop` waits for.
-    fn spawn_liveness_check(&self, session: &Session) -> MilvusResult<()> {
-        session.start_liveness_check().map_err(MilvusError::from)?;
-        let liveness = session.liveness();
+    /// Watches both sessions from registration on: losing either (lease expired or revoked, e.g.
+    /// by a peer forcing the indexcoord alias over; or, once the own-key check runs, the key
+    /// deleted) tells the owner to stop us and exit non-zero (TriggerKill). A process that keeps
+    /// serving without its session is a second coordinator nobody can see. Stopping is the
+    /// owner's job: this task is one of those `stop` waits for.
+    fn spawn_session_loss_watch(&self, sessions: &Sessions) {
+        let datacoord = sessions.datacoord.liveness();
+        let indexcoord = sessions.indexcoord.liveness();
         let lost = self.session_lost.clone();
         let num_node = self
             .metrics
             .num_node
             .with_label_values(&[&self.server_id().to_string(), ROLE]);
         self.background.spawn(async move {
-            liveness.lost().await;
-            error!("disconnected from etcd and exited");
+            let role = tokio::select! {
+                () = datacoord.lost() => ROLE,
+                () = indexcoord.lost() => INDEXCOORD_ROLE,
+            };
+            error!(role, "disconnected from etcd and exited");
             num_node.dec();
             lost.cancel();
         });
-        Ok(())
+    }
+
+    /// Also counts the session lost when its key is deleted (the keep-alive alone only sees the
+    /// lease); started once the key we must keep is the bare active one.
+    fn start_own_key_check(&self, session: &Session) -> MilvusResult<()> {
+        session.start_liveness_check().map_err(MilvusError::from)
     }
 }
 
@@ -366,6 +377,7 @@ impl Component for Server {
             .register()
             .await
             .map_err(MilvusError::from)?;
+        self.spawn_session_loss_watch(sessions);
         if self.config().datacoord.enable_active_standby {
             // Waiting for the active key must not block the caller: the gRPC server keeps
             // answering StandBy meanwhile, and SIGTERM must still be able to stop us.
@@ -392,7 +404,7 @@ impl Component for Server {
                     warn!(error = %err, "indexcoord force active failed");
                 }
                 // Only now is our key the bare active one, which is what must stay ours.
-                if let Err(err) = server.spawn_liveness_check(&datacoord) {
+                if let Err(err) = server.start_own_key_check(&datacoord) {
                     error!(error = %err, "liveness check failed to start");
                     server.session_lost.cancel();
                 }
@@ -405,7 +417,7 @@ impl Component for Server {
         if self.config().datacoord.enable_active_standby {
             return Ok(());
         }
-        self.spawn_liveness_check(&sessions.datacoord)
+        self.start_own_key_check(&sessions.datacoord)
     }
 
     async fn start(&self) -> MilvusResult<()> {
