@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import time
 import traceback
@@ -176,16 +175,7 @@ def main() -> int:
     args.phases = [p for p in args.phases.split(",") if p]
     if not set(args.phases) <= {"auto", "manual"}:
         parser.error("--phases takes auto and/or manual")
-    our_bin = Path(args.datacoord_bin) if args.datacoord_bin else cluster_mod.default_datacoord_bin()
-    impls = args.impl or ["go", "ours"]
-    commands = {"ours": cluster_mod.our_datacoord_cmd(our_bin), "go": cluster_mod.GO_DATACOORD_CMD}
-    results = {}
-    for impl in impls:
-        results[impl] = run_impl(impl, commands[impl], args)
-        results[impl]["argv"] = sys.argv
-        out = ROOT / ".work" / f"bench-compaction-{impl}.json"
-        out.write_text(json.dumps(results[impl], indent=2))
-        print(f"wrote {out}", file=sys.stderr)
+    results = cluster_mod.bench_implementations("compaction", args, run_impl)
 
     print(f"\n## Compaction: {args.segments} segments of ~{args.rows} rows, {args.partitions} partition(s), "
           f"1 shard, dim {args.dim}, global interval {args.global_interval} s\n")

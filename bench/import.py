@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import time
 import traceback
@@ -126,16 +125,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=900)
     args = parser.parse_args()
-    our_bin = Path(args.datacoord_bin) if args.datacoord_bin else cluster_mod.default_datacoord_bin()
-    impls = args.impl or ["go", "ours"]
-    commands = {"ours": cluster_mod.our_datacoord_cmd(our_bin), "go": cluster_mod.GO_DATACOORD_CMD}
-    results = {}
-    for impl in impls:
-        results[impl] = run_impl(impl, commands[impl], args)
-        results[impl]["argv"] = sys.argv
-        out = ROOT / ".work" / f"bench-import-{impl}.json"
-        out.write_text(json.dumps(results[impl], indent=2))
-        print(f"wrote {out}", file=sys.stderr)
+    results = cluster_mod.bench_implementations("import", args, run_impl)
 
     print(f"\n## Bulk insert: {args.rows} rows from numpy files, dim {args.dim}, 1 shard, no index\n")
     print("| impl | run | seconds to Completed | to Persisted | rows/s | segments | "

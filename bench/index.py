@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import random
 import sys
 import time
@@ -168,16 +167,7 @@ def main() -> int:
     parser.add_argument("--auto-compaction", action="store_true",
                         help="leave dataCoord.compaction.enableAutoCompaction on (Go then also builds merged segments)")
     args = parser.parse_args()
-    our_bin = Path(args.datacoord_bin) if args.datacoord_bin else cluster_mod.default_datacoord_bin()
-    impls = args.impl or ["go", "ours"]
-    commands = {"ours": cluster_mod.our_datacoord_cmd(our_bin), "go": cluster_mod.GO_DATACOORD_CMD}
-    results = {}
-    for impl in impls:
-        results[impl] = run_impl(impl, commands[impl], args)
-        results[impl]["argv"] = sys.argv
-        out = ROOT / ".work" / f"bench-index-{impl}.json"
-        out.write_text(json.dumps(results[impl], indent=2))
-        print(f"wrote {out}", file=sys.stderr)
+    results = cluster_mod.bench_implementations("index", args, run_impl)
     print(f"\n## Index build: {args.rounds} rounds x {args.partitions} partitions x {args.shards} shards, "
           f"{args.index_type}, dim {args.dim}\n")
     print("| impl | Flushed segments | rows | seconds to all indexed | DataCoord CPU s | built on IndexNode | reassigned |")

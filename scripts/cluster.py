@@ -72,6 +72,22 @@ def our_datacoord_cmd(binary: Path | str | None = None) -> list[str]:
     return [str(binary or default_datacoord_bin()), "--config", "{config}"]
 
 
+def bench_implementations(bench: str, args, run_impl) -> dict[str, dict]:
+    """A benchmark's side-by-side run: `run_impl(impl, datacoord_cmd, args)` for each `--impl`
+    (default Go, then ours from `--datacoord-bin` or the default build); each result, with the
+    command line, is written to `.work/bench-<bench>-<impl>.json`."""
+    our_bin = Path(args.datacoord_bin) if args.datacoord_bin else default_datacoord_bin()
+    commands = {"ours": our_datacoord_cmd(our_bin), "go": GO_DATACOORD_CMD}
+    results = {}
+    for impl in args.impl or ["go", "ours"]:
+        results[impl] = run_impl(impl, commands[impl], args)
+        results[impl]["argv"] = sys.argv
+        out = ROOT / ".work" / f"bench-{bench}-{impl}.json"
+        out.write_text(json.dumps(results[impl], indent=2))
+        print(f"wrote {out}", file=sys.stderr)
+    return results
+
+
 @dataclasses.dataclass
 class Ports:
     """gRPC ports are the brief's fixed ones; 0 means "pick a free loopback port at start"."""

@@ -14,6 +14,7 @@ No load, search or index here: in 2.3.5 those need an index, which is outside th
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import random
 import signal
@@ -86,6 +87,26 @@ def removal_flag(endpoint: str, vchannel: str) -> bytes | None:
 
 def etcd_revoke(endpoint: str, lease_id: int) -> None:
     cluster_mod.etcd_call(endpoint, "lease/revoke", {"ID": str(lease_id)})
+
+
+@contextlib.contextmanager
+def proxy_session(cluster, alias: str, workloads: list):
+    """pymilvus connection `alias` to the cluster's proxy for a test module; on exit the
+    collections of `workloads` (a list the module fills meanwhile; ones never created are
+    skipped) are dropped and the alias disconnected."""
+    from pymilvus import connections, utility
+
+    connections.connect(alias, host="127.0.0.1", port=str(cluster.ports.proxy), timeout=30)
+    try:
+        yield
+    finally:
+        try:
+            for workload in workloads:
+                created = getattr(workload, "collection_id", True)
+                if created and utility.has_collection(workload.name, using=alias, timeout=10):
+                    utility.drop_collection(workload.name, using=alias, timeout=30)
+        finally:
+            connections.disconnect(alias)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -59,6 +59,10 @@ pins=(
   "grpcio>=1.49.1,<=1.60.0"
   "protobuf>=4.21,<5"
   "pyyaml>=6"
+  # Imported by the e2e helpers themselves (S3 listing in cluster.py, .npy files for bulk insert);
+  # named here rather than relied on as pymilvus's dependencies.
+  "minio>=7,<8"
+  "numpy>=1.24"
 )
 stamp="$venv/.deps-$(printf '%s\n' "${pins[@]}" | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
@@ -69,6 +73,8 @@ if [ ! -f "$stamp" ]; then
   rm -f "$venv"/.deps-*
   touch "$stamp"
 fi
+"$venv/bin/python" -c 'import pytest, pymilvus, grpc, google.protobuf, yaml, minio, numpy' \
+  || { echo "install-deps: the venv at $venv lacks a module the tests import" >&2; exit 1; }
 
 bash "$root/scripts/fetch-milvus.sh"
 echo "install-deps: ok (venv $venv, milvus $root/.work/milvus/bin/milvus)"

@@ -49,18 +49,9 @@ class Run:
 
 @pytest.fixture(scope="module")
 def dp(_holder, storage_kind):
-    from pymilvus import connections, utility
-
-    cluster = _holder.get(storage=storage_kind)
-    connections.connect(ALIAS, host="127.0.0.1", port=str(cluster.ports.proxy), timeout=30)
-    run = Run(cluster)
-    yield run
-    try:
-        for workload in run.live:
-            if workload.collection_id and utility.has_collection(workload.name, using=ALIAS, timeout=10):
-                utility.drop_collection(workload.name, using=ALIAS, timeout=30)
-    finally:
-        connections.disconnect(ALIAS)
+    run = Run(_holder.get(storage=storage_kind))
+    with datapath.proxy_session(run.cluster, ALIAS, run.live):
+        yield run
 
 
 def test_insert_flush_rounds_count_exactly(dp, cluster):

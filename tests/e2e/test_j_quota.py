@@ -62,19 +62,11 @@ def insert_error(workload: datapath.CollectionWorkload) -> str | None:
 
 @pytest.fixture(scope="module")
 def workloads(_holder):
-    from pymilvus import connections, utility
-
     cluster = _holder.get()
-    connections.connect(ALIAS, host="127.0.0.1", port=str(cluster.ports.proxy), timeout=30)
     names = datapath.collection_names("e2e_j", 2)
     made = [datapath.CollectionWorkload(name, ALIAS, index=i) for i, name in enumerate(names)]
-    yield cluster, made
-    try:
-        for workload in made:
-            if workload.collection_id and utility.has_collection(workload.name, using=ALIAS, timeout=10):
-                utility.drop_collection(workload.name, using=ALIAS, timeout=30)
-    finally:
-        connections.disconnect(ALIAS)
+    with datapath.proxy_session(cluster, ALIAS, made):
+        yield cluster, made
 
 
 def test_quota_metrics_match_etcd_and_drive_disk_protection(workloads):

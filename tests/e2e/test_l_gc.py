@@ -61,18 +61,9 @@ class Run:
 
 @pytest.fixture(scope="module")
 def run(_holder, storage_kind):
-    from pymilvus import connections, utility
-
-    cluster = _holder.get(GC_CONFIG, storage=storage_kind)
-    connections.connect(ALIAS, host="127.0.0.1", port=str(cluster.ports.proxy), timeout=30)
-    state = Run(cluster)
-    yield state
-    try:
-        for workload in state.workloads:
-            if utility.has_collection(workload.name, using=ALIAS, timeout=10):
-                utility.drop_collection(workload.name, using=ALIAS, timeout=30)
-    finally:
-        connections.disconnect(ALIAS)
+    state = Run(_holder.get(GC_CONFIG, storage=storage_kind))
+    with datapath.proxy_session(state.cluster, ALIAS, state.workloads):
+        yield state
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ import pytest
 
 import cluster as cluster_mod
 import compaction as cp
+import datapath
 import index as ix
 
 pytestmark = [pytest.mark.needs_datacoord, pytest.mark.storages("s3")]
@@ -39,18 +40,10 @@ LOG_AND_INDEX_DIRS = ("insert_log", "stats_log", "delta_log", "index_files")
 
 @pytest.fixture(scope="module")
 def s3(_holder, storage_kind):
-    from pymilvus import connections, utility
-
     cluster = _holder.get(GC_CONFIG, storage=storage_kind)
-    connections.connect(ALIAS, host="127.0.0.1", port=str(cluster.ports.proxy), timeout=30)
     workloads: list[ix.IndexWorkload] = []
-    yield cluster, workloads
-    try:
-        for workload in workloads:
-            if utility.has_collection(workload.name, using=ALIAS, timeout=10):
-                utility.drop_collection(workload.name, using=ALIAS, timeout=30)
-    finally:
-        connections.disconnect(ALIAS)
+    with datapath.proxy_session(cluster, ALIAS, workloads):
+        yield cluster, workloads
 
 
 def _indexed_workload(cluster, workloads, prefix: str, seed: int) -> tuple[ix.IndexWorkload, cp.Ledger]:
